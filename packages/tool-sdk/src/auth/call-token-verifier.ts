@@ -93,7 +93,8 @@ export async function createCallTokenVerifier(
         throw unauthenticated(`missing ${claim}`);
       }
     }
-    if (!constantTimeEqual(payload.bh as string, bodyHash)) throw unauthenticated('body hash mismatch');
+    if (!constantTimeEqual(payload.bh as string, bodyHash))
+      throw unauthenticated('body hash mismatch');
     return payload as unknown as VerifiedCallToken;
   };
 }

@@ -19,7 +19,11 @@ export interface CallOptions {
   idempotencyKey: string | undefined;
   correlationId: string;
   /** Sends a progress notification; absent when the client did not ask for progress. */
-  sendProgress?: (done: number, total: number | undefined, message: string | undefined) => Promise<void>;
+  sendProgress?: (
+    done: number,
+    total: number | undefined,
+    message: string | undefined,
+  ) => Promise<void>;
   /** Sends a logging notification. */
   sendLog?: (level: LoggingLevel, data: unknown) => Promise<void>;
   maxOutputBytes?: number;
@@ -56,7 +60,8 @@ export async function executeToolCall(
 
   const args = rawArgs ?? {};
   const protoPath = findProtoKey(args);
-  if (protoPath) return fail(invalidInput(correlationId, protoPath, 'Key "__proto__" is not allowed'));
+  if (protoPath)
+    return fail(invalidInput(correlationId, protoPath, 'Key "__proto__" is not allowed'));
   const parsed = await safeParse(tool.input, args);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -68,13 +73,18 @@ export async function executeToolCall(
 
   const timeoutMs = tool.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
   const controller = new AbortController();
-  const onAbort = () => controller.abort(new ToolSdkError('CANCELLED', 'The client cancelled the call'));
+  const onAbort = () =>
+    controller.abort(new ToolSdkError('CANCELLED', 'The client cancelled the call'));
   if (options.signal.aborted) onAbort();
   else options.signal.addEventListener('abort', onAbort, { once: true });
   const setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
-  const clearTimer = options.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
+  const clearTimer =
+    options.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
   const timer = setTimer(
-    () => controller.abort(new ToolSdkError('TIMEOUT', `Tool "${tool.name}" did not finish within ${timeoutMs} ms`)),
+    () =>
+      controller.abort(
+        new ToolSdkError('TIMEOUT', `Tool "${tool.name}" did not finish within ${timeoutMs} ms`),
+      ),
     timeoutMs,
   );
   const ctx: ToolContext = {
@@ -97,7 +107,9 @@ export async function executeToolCall(
   let value: unknown;
   try {
     value = await new Promise<unknown>((resolve, reject) => {
-      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), {
+        once: true,
+      });
       Promise.resolve()
         .then(() => tool.handler(parsed.data, ctx))
         .then(resolve, reject);
@@ -106,7 +118,11 @@ export async function executeToolCall(
     if (ToolSdkError.isInstance(error)) return fail(error.toKeelError(correlationId));
     const err = error instanceof Error ? error : undefined;
     return fail(
-      keelError('INTERNAL', `Tool "${tool.name}" failed; correlation id ${correlationId}`, correlationId),
+      keelError(
+        'INTERNAL',
+        `Tool "${tool.name}" failed; correlation id ${correlationId}`,
+        correlationId,
+      ),
       { errorName: err?.name ?? typeof error, errorMessage: (err?.message ?? '').slice(0, 500) },
     );
   } finally {
@@ -120,28 +136,44 @@ export async function executeToolCall(
     if (!out.success) {
       const issue = out.error.issues[0];
       return fail(
-        keelError('INVALID_OUTPUT', `Tool "${tool.name}" returned output that breaks its output schema`, correlationId),
+        keelError(
+          'INVALID_OUTPUT',
+          `Tool "${tool.name}" returned output that breaks its output schema`,
+          correlationId,
+        ),
         { issuePath: issue?.path.map(String), issue: issue?.message },
       );
     }
     const text = JSON.stringify(out.data);
     if (Buffer.byteLength(text) > maxBytes) {
       return fail(
-        keelError('INVALID_OUTPUT', `Tool "${tool.name}" returned more than ${maxBytes} bytes`, correlationId, {
-          details: { reason: 'too_large', limitBytes: maxBytes },
-        }),
+        keelError(
+          'INVALID_OUTPUT',
+          `Tool "${tool.name}" returned more than ${maxBytes} bytes`,
+          correlationId,
+          {
+            details: { reason: 'too_large', limitBytes: maxBytes },
+          },
+        ),
         { bytes: Buffer.byteLength(text) },
       );
     }
     return {
-      result: { content: [{ type: 'text', text }], structuredContent: out.data as Record<string, unknown> },
+      result: {
+        content: [{ type: 'text', text }],
+        structuredContent: out.data as Record<string, unknown>,
+      },
       outcome: 'ok',
     };
   }
   const content = toContent(value);
   if (content === undefined) {
     return fail(
-      keelError('INVALID_OUTPUT', `Tool "${tool.name}" returned something that is not MCP content`, correlationId),
+      keelError(
+        'INVALID_OUTPUT',
+        `Tool "${tool.name}" returned something that is not MCP content`,
+        correlationId,
+      ),
       { returned: typeof value },
     );
   }
@@ -157,7 +189,11 @@ async function safeParse(schema: z.ZodType, value: unknown) {
   }
 }
 
-function invalidInput(correlationId: string, path: (string | number)[], message: string): KeelError {
+function invalidInput(
+  correlationId: string,
+  path: (string | number)[],
+  message: string,
+): KeelError {
   const where = path.length > 0 ? path.join('.') : '(root)';
   return keelError('INVALID_INPUT', `Invalid input at ${where}: ${message}`, correlationId, {
     details: { path },
@@ -170,7 +206,11 @@ function toContent(value: unknown): ContentBlock[] | undefined {
   if (typeof value === 'string') return [{ type: 'text', text: value }];
   if (!Array.isArray(value)) return undefined;
   for (const block of value) {
-    if (typeof block !== 'object' || block === null || !CONTENT_TYPES.has((block as { type?: string }).type ?? '')) {
+    if (
+      typeof block !== 'object' ||
+      block === null ||
+      !CONTENT_TYPES.has((block as { type?: string }).type ?? '')
+    ) {
       return undefined;
     }
   }
@@ -183,7 +223,10 @@ function capContent(content: ContentBlock[], maxBytes: number): CallToolResult {
   let truncated = false;
   const out: ContentBlock[] = [];
   for (const block of content) {
-    const size = block.type === 'text' ? Buffer.byteLength(block.text) : Buffer.byteLength(JSON.stringify(block));
+    const size =
+      block.type === 'text'
+        ? Buffer.byteLength(block.text)
+        : Buffer.byteLength(JSON.stringify(block));
     if (size <= budget) {
       out.push(block);
       budget -= size;

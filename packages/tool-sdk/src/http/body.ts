@@ -15,7 +15,10 @@ export class BodyTooLargeError extends Error {
 }
 
 /** Read chunks until the end, failing as soon as the cap is passed. */
-export async function readBody(chunks: AsyncIterable<Uint8Array>, limit: number): Promise<ReadBody> {
+export async function readBody(
+  chunks: AsyncIterable<Uint8Array>,
+  limit: number,
+): Promise<ReadBody> {
   const hash = createHash('sha256');
   const parts: Buffer[] = [];
   let size = 0;
@@ -26,7 +29,10 @@ export async function readBody(chunks: AsyncIterable<Uint8Array>, limit: number)
     hash.update(buf);
     parts.push(buf);
   }
-  return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), hash: hash.digest('base64url') };
+  return {
+    bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size),
+    hash: hash.digest('base64url'),
+  };
 }
 
 /** Hash of a body already in memory. */

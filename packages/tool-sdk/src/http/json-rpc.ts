@@ -15,6 +15,10 @@ export function jsonRpcError(
 }
 
 /** A JSON-RPC error inside a 200 reply (unknown tool, unknown method). */
-export function jsonRpcErrorBody(id: string | number | null, code: number, message: string): string {
+export function jsonRpcErrorBody(
+  id: string | number | null,
+  code: number,
+  message: string,
+): string {
   return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
 }

@@ -29,7 +29,10 @@ const echo = defineTool({
   output: z.object({ message: z.string(), caller: z.string() }),
   handler: ({ message, options }, ctx) => {
     spy(message);
-    return { message: options?.upper ? message.toUpperCase() : message, caller: ctx.caller?.sub ?? '' };
+    return {
+      message: options?.upper ? message.toUpperCase() : message,
+      caller: ctx.caller?.sub ?? '',
+    };
   },
 });
 const broken = defineTool({
@@ -53,7 +56,9 @@ const slow = defineTool({
   input: z.object({}),
   timeoutMs: 50,
   handler: (_i, ctx) =>
-    new Promise<string>((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))),
+    new Promise<string>((_resolve, reject) =>
+      ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+    ),
 });
 const refund = defineTool({
   name: 'refund',
@@ -79,50 +84,82 @@ let client: ReturnType<typeof createTestClient>;
 
 beforeAll(async () => {
   signer = await createTestSigner();
-  server = createToolServer({ id: 'orders', tools: [echo, broken, crash, slow, refund, progress], auth: signer.auth, logger });
+  server = createToolServer({
+    id: 'orders',
+    tools: [echo, broken, crash, slow, refund, progress],
+    auth: signer.auth,
+    logger,
+  });
   client = createTestClient(server, { signer, claims: { aud: 'orders', sub: 'user-1' } });
 });
 afterAll(() => server.close());
 
 async function post(body: string, token?: string, headers: Record<string, string> = {}) {
-  const h: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers };
+  const h: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    ...headers,
+  };
   if (token) h.authorization = `Bearer ${token}`;
   return server.fetch(new Request('http://localhost/mcp', { method: 'POST', headers: h, body }));
 }
 const callBody = (args: unknown = { message: 'hi' }, name = 'echo') =>
-  JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } });
+  JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: { name, arguments: args },
+  });
 
 describe('tool server', () => {
   it('lists tools with strict JSON Schemas', async () => {
     const tools = await client.listTools();
-    const def = tools.find((t) => t.name === 'echo') as unknown as { inputSchema: Record<string, unknown> };
+    const def = tools.find((t) => t.name === 'echo') as unknown as {
+      inputSchema: Record<string, unknown>;
+    };
     expect(def.inputSchema.additionalProperties).toBe(false);
-    expect((def.inputSchema.properties as Record<string, Record<string, unknown>>).options!.additionalProperties).toBe(false);
+    expect(
+      (def.inputSchema.properties as Record<string, Record<string, unknown>>).options!
+        .additionalProperties,
+    ).toBe(false);
   });
 
   it('calls a tool and returns structuredContent plus a JSON text copy, with the verified caller', async () => {
     const r = await client.callTool('echo', { message: 'hi', options: { upper: true } });
     expect(r.structuredContent).toEqual({ message: 'HI', caller: 'user-1' });
-    expect(r.result?.content).toEqual([{ type: 'text', text: JSON.stringify({ message: 'HI', caller: 'user-1' }) }]);
+    expect(r.result?.content).toEqual([
+      { type: 'text', text: JSON.stringify({ message: 'HI', caller: 'user-1' }) },
+    ]);
   });
 
   it('S11 rejects wrong types, unknown nested keys and __proto__ with INVALID_INPUT and the path', async () => {
-    expect((await client.callTool('echo', { message: 1 })).error).toMatchObject({ code: 'INVALID_INPUT', details: { path: ['message'] } });
-    expect((await client.callTool('echo', { message: 'a', options: { upper: true, x: 1 } })).error).toMatchObject({
+    expect((await client.callTool('echo', { message: 1 })).error).toMatchObject({
+      code: 'INVALID_INPUT',
+      details: { path: ['message'] },
+    });
+    expect(
+      (await client.callTool('echo', { message: 'a', options: { upper: true, x: 1 } })).error,
+    ).toMatchObject({
       code: 'INVALID_INPUT',
       details: { path: ['options', 'x'] },
     });
-    const r = await post(callBody(JSON.parse('{"message":"a","__proto__":{"polluted":true}}')), await signer.sign(callBody(JSON.parse('{"message":"a","__proto__":{"polluted":true}}')), { aud: 'orders' }));
+    const r = await post(
+      callBody(JSON.parse('{"message":"a","__proto__":{"polluted":true}}')),
+      await signer.sign(callBody(JSON.parse('{"message":"a","__proto__":{"polluted":true}}')), {
+        aud: 'orders',
+      }),
+    );
     const reply = await readReply(r);
     expect(JSON.stringify(reply.message)).toContain('INVALID_INPUT');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
   it('S11 duplicate JSON keys are a 400 parse error', async () => {
-    const body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a","message":"b"}}}';
+    const body =
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a","message":"b"}}}';
     const r = await post(body, await signer.sign(body, { aud: 'orders' }));
     expect(r.status).toBe(400);
-    expect((await r.json()).error.code).toBe(-32700);
+    expect(((await r.json()) as { error: { code: number } }).error.code).toBe(-32700);
   });
 
   it('S13 output that breaks the schema is INVALID_OUTPUT, never success', async () => {
@@ -150,7 +187,11 @@ describe('tool server', () => {
 
   it('declared errors keep their code and retryability', async () => {
     const r = await client.callTool('refund', { orderId: 'ord_9' });
-    expect(r.error).toMatchObject({ code: 'ORDER_NOT_FOUND', retryable: false, message: 'No order ord_9' });
+    expect(r.error).toMatchObject({
+      code: 'ORDER_NOT_FOUND',
+      retryable: false,
+      message: 'No order ord_9',
+    });
   });
 
   it('unknown tool is JSON-RPC -32602', async () => {
@@ -160,7 +201,11 @@ describe('tool server', () => {
 
   it('sends progress and logging notifications over SSE when asked', async () => {
     const r = await client.callTool('progress', { steps: 3 }, { progressToken: 'p1' });
-    expect(r.notifications.filter((n) => n.method === 'notifications/progress').map((n) => n.params.progress)).toEqual([1, 2, 3]);
+    expect(
+      r.notifications
+        .filter((n) => n.method === 'notifications/progress')
+        .map((n) => n.params.progress),
+    ).toEqual([1, 2, 3]);
     expect(r.notifications.some((n) => n.method === 'notifications/message')).toBe(true);
     expect(r.result?.content).toEqual([{ type: 'text', text: 'finished' }]);
   });
@@ -179,7 +224,13 @@ describe('call-token verification', () => {
   it('S01 unsigned / alg none token is 401 and the handler never runs', async () => {
     spy.mockClear();
     const body = callBody();
-    const none = new UnsecuredJWT({ aud: 'orders', iss: signer.issuer, sub: 'x', mth: 'tools/call', tool: 'echo' }).encode();
+    const none = new UnsecuredJWT({
+      aud: 'orders',
+      iss: signer.issuer,
+      sub: 'x',
+      mth: 'tools/call',
+      tool: 'echo',
+    }).encode();
     expect((await post(body, none)).status).toBe(401);
     expect((await post(body)).status).toBe(401);
     expect(spy).not.toHaveBeenCalled();
@@ -188,13 +239,27 @@ describe('call-token verification', () => {
   it('S02 HS256 with the public key, jku/jwk headers, unknown kid are 401', async () => {
     spy.mockClear();
     const body = callBody();
-    const hs = await new SignJWT({ aud: 'orders', iss: signer.issuer, sub: 'x', jti: 'j', mth: 'tools/call', tool: 'echo' })
+    const hs = await new SignJWT({
+      aud: 'orders',
+      iss: signer.issuer,
+      sub: 'x',
+      jti: 'j',
+      mth: 'tools/call',
+      tool: 'echo',
+    })
       .setProtectedHeader({ alg: 'HS256', typ: CALL_TOKEN_TYPE, kid: 'test-key' })
       .setIssuedAt()
       .setExpirationTime('30s')
       .sign(new TextEncoder().encode(JSON.stringify(signer.publicJwk)));
     expect((await post(body, hs)).status).toBe(401);
-    expect((await post(body, await signer.sign(body, { aud: 'orders' }, { jku: 'http://127.0.0.1:1/jwks' }))).status).toBe(401);
+    expect(
+      (
+        await post(
+          body,
+          await signer.sign(body, { aud: 'orders' }, { jku: 'http://127.0.0.1:1/jwks' }),
+        )
+      ).status,
+    ).toBe(401);
     const foreign = await createTestSigner();
     expect((await post(body, await foreign.sign(body, { aud: 'orders' }))).status).toBe(401);
     expect(spy).not.toHaveBeenCalled();
@@ -203,7 +268,8 @@ describe('call-token verification', () => {
   it('S03 expiry, lifetime and iat bounds are exact', async () => {
     const body = callBody();
     const now = Math.floor(Date.now() / 1000);
-    const status = async (claims: Record<string, number>) => (await post(body, await signer.sign(body, { aud: 'orders', ...claims }))).status;
+    const status = async (claims: Record<string, number>) =>
+      (await post(body, await signer.sign(body, { aud: 'orders', ...claims }))).status;
     expect(await status({ iat: now - 66, exp: now - 6 })).toBe(401);
     expect(await status({ iat: now - 64, exp: now - 4 })).toBe(200);
     expect(await status({ iat: now, exp: now + 61 })).toBe(401);
@@ -214,16 +280,25 @@ describe('call-token verification', () => {
   it('S04 token for another server, wrong iss or typ is 401', async () => {
     const body = callBody();
     expect((await post(body, await signer.sign(body, { aud: 'billing' }))).status).toBe(401);
-    expect((await post(body, await signer.sign(body, { aud: 'orders', iss: 'evil' }))).status).toBe(401);
-    expect((await post(body, await signer.sign(body, { aud: 'orders' }, { typ: 'JWT' }))).status).toBe(401);
-    expect((await post(body, await signer.sign(body, { aud: 'orders' }, { typ: 'KEEL-CALL+JWT' }))).status).toBe(401);
+    expect((await post(body, await signer.sign(body, { aud: 'orders', iss: 'evil' }))).status).toBe(
+      401,
+    );
+    expect(
+      (await post(body, await signer.sign(body, { aud: 'orders' }, { typ: 'JWT' }))).status,
+    ).toBe(401);
+    expect(
+      (await post(body, await signer.sign(body, { aud: 'orders' }, { typ: 'KEEL-CALL+JWT' })))
+        .status,
+    ).toBe(401);
   });
 
   it('S05 the same request replayed is executed once', async () => {
     spy.mockClear();
     const body = callBody({ message: 'once' });
     const token = await signer.sign(body, { aud: 'orders' });
-    const statuses = await Promise.all(Array.from({ length: 50 }, () => post(body, token).then((r) => r.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: 50 }, () => post(body, token).then((r) => r.status)),
+    );
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
     expect(spy).toHaveBeenCalledTimes(1);
   });
@@ -240,7 +315,9 @@ describe('call-token verification', () => {
       expect((await post(tampered, token)).status).toBe(401);
     }
     const swapped = callBody({ message: 'x' }, 'crash');
-    expect((await post(swapped, await signer.sign(swapped, { aud: 'orders', tool: 'echo' }))).status).toBe(401);
+    expect(
+      (await post(swapped, await signer.sign(swapped, { aud: 'orders', tool: 'echo' }))).status,
+    ).toBe(401);
     expect(spy).not.toHaveBeenCalled();
   });
 
@@ -250,7 +327,15 @@ describe('call-token verification', () => {
   });
 
   it('S10 garbage gets JSON-RPC errors, never 5xx', async () => {
-    const bodies = ['{', '[]', '[{"jsonrpc":"2.0","id":1,"method":"ping"}]', '{"jsonrpc":"1.0"}', '"x"', 'null', '{"jsonrpc":"2.0","id":{},"method":"x"}'];
+    const bodies = [
+      '{',
+      '[]',
+      '[{"jsonrpc":"2.0","id":1,"method":"ping"}]',
+      '{"jsonrpc":"1.0"}',
+      '"x"',
+      'null',
+      '{"jsonrpc":"2.0","id":{},"method":"x"}',
+    ];
     for (const body of bodies) {
       const r = await post(body, await signer.sign(body, { aud: 'orders', mth: 'x' }));
       expect(r.status).toBe(400);
@@ -263,18 +348,38 @@ describe('over real HTTP', () => {
     const local = createToolServer({ id: 'local', tools: [echo], auth: 'none', logger });
     const { url } = await local.listen(0);
     const body = callBody();
-    const ok = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body });
-    expect((await ok.json()).result.structuredContent.message).toBe('hi');
+    const ok = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body,
+    });
+    expect(
+      ((await ok.json()) as { result: { structuredContent: { message: string } } }).result
+        .structuredContent.message,
+    ).toBe('hi');
     const port = new URL(url).port;
     const evil = await new Promise<number>((resolve, reject) => {
       import('node:http').then(({ request }) => {
-        const req = request({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: { host: 'evil.example', 'content-type': 'application/json' } }, (res) => resolve(res.statusCode ?? 0));
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/mcp',
+            method: 'POST',
+            headers: { host: 'evil.example', 'content-type': 'application/json' },
+          },
+          (res) => resolve(res.statusCode ?? 0),
+        );
         req.on('error', reject);
         req.end(body);
       });
     });
     expect(evil).toBe(403);
-    const origin = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://evil.example' }, body });
+    const origin = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+      body,
+    });
     expect(origin.status).toBe(403);
     expect((await fetch(url.replace('/mcp', '/healthz'))).status).toBe(200);
     await local.close();

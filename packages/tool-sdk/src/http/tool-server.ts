@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Router } from 'express';
@@ -97,14 +98,20 @@ const LOCAL_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
  */
 export function createToolServer(options: ToolServerOptions): ToolServer {
   if (!SERVER_ID_PATTERN.test(options.id)) {
-    throw new ToolSdkError('INVALID_CONFIG', `Server id "${options.id}" must match ${SERVER_ID_PATTERN}`);
+    throw new ToolSdkError(
+      'INVALID_CONFIG',
+      `Server id "${options.id}" must match ${SERVER_ID_PATTERN}`,
+    );
   }
   const env = options.env ?? process.env;
   const now = options.now ?? Date.now;
   const newId = options.newId ?? randomUUID;
   const logger = options.logger ?? pino({ name: options.id });
   const registry = createToolRegistry(options.tools);
-  const info = { name: options.name ?? options.id, version: options.version ?? SERVER_INFO_DEFAULT_VERSION };
+  const info = {
+    name: options.name ?? options.id,
+    version: options.version ?? SERVER_INFO_DEFAULT_VERSION,
+  };
   const mcpPath = options.mcpPath ?? '/mcp';
   const limits = {
     maxBodyBytes: options.limits?.maxBodyBytes ?? 1024 * 1024,
@@ -160,7 +167,11 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       maxOutputBytes: limits.maxOutputBytes,
       ...(call.progressToken !== undefined
         ? {
-            sendProgress: (progress: number, total: number | undefined, message: string | undefined) =>
+            sendProgress: (
+              progress: number,
+              total: number | undefined,
+              message: string | undefined,
+            ) =>
               call.notify('notifications/progress', {
                 progressToken: call.progressToken,
                 progress,
@@ -181,7 +192,8 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       latencyMs: now() - started,
       ...outcome.logDetail,
     };
-    if (outcome.outcome === 'INTERNAL' || outcome.outcome === 'INVALID_OUTPUT') logger.error(line, 'tool call failed');
+    if (outcome.outcome === 'INTERNAL' || outcome.outcome === 'INVALID_OUTPUT')
+      logger.error(line, 'tool call failed');
     else logger.info(line, 'tool call');
     return outcome.result;
   }
@@ -190,17 +202,27 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
     const correlationId = newId();
     if (req.path === '/healthz') return Response.json({ status: 'ok' });
     if (req.path === '/readyz') {
-      return closing ? Response.json({ status: 'closing' }, { status: 503 }) : Response.json({ status: 'ready' });
+      return closing
+        ? Response.json({ status: 'closing' }, { status: 503 })
+        : Response.json({ status: 'ready' });
     }
     if (req.path !== mcpPath) return new Response('Not found', { status: 404 });
 
     const host = req.headers.get('host');
     const origin = req.headers.get('origin');
     if (!hostAllowed(host, allowedHosts) || !originAllowed(origin, allowedOrigins, host)) {
-      return jsonRpcError(403, -32000, keelError('FORBIDDEN', 'Host or Origin not allowed', correlationId));
+      return jsonRpcError(
+        403,
+        -32000,
+        keelError('FORBIDDEN', 'Host or Origin not allowed', correlationId),
+      );
     }
     if (closing) {
-      return jsonRpcError(503, -32000, keelError('UNAVAILABLE', 'Server is shutting down', correlationId));
+      return jsonRpcError(
+        503,
+        -32000,
+        keelError('UNAVAILABLE', 'Server is shutting down', correlationId),
+      );
     }
     const declared = Number(req.headers.get('content-length') ?? '0');
     if (declared > limits.maxBodyBytes) return tooLarge(correlationId);
@@ -209,7 +231,11 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       body = await req.readBody();
     } catch (error) {
       if (error instanceof BodyTooLargeError) return tooLarge(correlationId);
-      return jsonRpcError(400, -32700, keelError('INVALID_INPUT', 'Could not read the request body', correlationId));
+      return jsonRpcError(
+        400,
+        -32700,
+        keelError('INVALID_INPUT', 'Could not read the request body', correlationId),
+      );
     }
 
     let caller: Caller | undefined;
@@ -222,15 +248,28 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       try {
         verified = await (await verifier)(token, body.hash);
       } catch (error) {
-        const reason = ToolSdkError.isInstance(error) ? (error.details as { reason?: string })?.reason : 'error';
+        const reason = ToolSdkError.isInstance(error)
+          ? (error.details as { reason?: string })?.reason
+          : 'error';
         return unauthenticated(correlationId, reason ?? 'rejected');
       }
       let fresh: boolean;
       try {
         fresh = await replay.claim(verified.jti, verified.exp * 1000 + 5_000);
       } catch {
-        logger.error({ correlationId }, 'replay store unreachable: refusing the call (fail closed)');
-        return jsonRpcError(503, -32000, keelError('UNAVAILABLE', 'Replay store unavailable', correlationId, { retryAfterMs: 1000 }), null, { 'retry-after': '1' });
+        logger.error(
+          { correlationId },
+          'replay store unreachable: refusing the call (fail closed)',
+        );
+        return jsonRpcError(
+          503,
+          -32000,
+          keelError('UNAVAILABLE', 'Replay store unavailable', correlationId, {
+            retryAfterMs: 1000,
+          }),
+          null,
+          { 'retry-after': '1' },
+        );
       }
       if (!fresh) return unauthenticated(correlationId, 'token replayed');
       caller = { sub: verified.sub, iss: verified.iss };
@@ -241,47 +280,81 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
 
     const text = body.bytes.toString('utf8');
     if (req.method !== 'POST') {
-      return handleWithSdk(sdkServer(), toRequest(req, undefined), undefined, { caller, idempotencyKey: claims?.idk });
+      return handleWithSdk(sdkServer(), toRequest(req, undefined), undefined, {
+        caller,
+        idempotencyKey: claims?.idk,
+      });
     }
     const parsed = parseStrictJson(text);
     if (!parsed.ok) {
-      return jsonRpcError(400, JsonRpcErrorCode.ParseError, keelError('INVALID_INPUT', parsed.message, correlationId));
+      return jsonRpcError(
+        400,
+        JsonRpcErrorCode.ParseError,
+        keelError('INVALID_INPUT', parsed.message, correlationId),
+      );
     }
     const message = parsed.value;
     if (!isJsonRpcMessage(message)) {
       return jsonRpcError(
         400,
         JsonRpcErrorCode.InvalidRequest,
-        keelError('INVALID_INPUT', Array.isArray(message) ? 'Batch requests are not supported' : 'Invalid JSON-RPC message', correlationId),
+        keelError(
+          'INVALID_INPUT',
+          Array.isArray(message) ? 'Batch requests are not supported' : 'Invalid JSON-RPC message',
+          correlationId,
+        ),
       );
     }
-    if (claims && claims.mth !== message.method) return unauthenticated(correlationId, 'method does not match token');
+    if (claims && claims.mth !== message.method)
+      return unauthenticated(correlationId, 'method does not match token');
     const protocolVersion = req.headers.get('mcp-protocol-version');
     if (
       message.method !== 'initialize' &&
       protocolVersion !== null &&
       !SUPPORTED_PROTOCOL_VERSIONS.includes(protocolVersion)
     ) {
-      return jsonRpcError(400, -32000, keelError('INVALID_INPUT', `Unsupported protocol version ${protocolVersion}`, correlationId));
+      return jsonRpcError(
+        400,
+        -32000,
+        keelError(
+          'INVALID_INPUT',
+          `Unsupported protocol version ${protocolVersion}`,
+          correlationId,
+        ),
+      );
     }
 
     if (message.id !== undefined && message.method === 'tools/list') {
-      return new Response(`{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":${registry.listResultJson}}`, {
-        headers: { 'content-type': 'application/json' },
-      });
+      return new Response(
+        `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":${registry.listResultJson}}`,
+        {
+          headers: { 'content-type': 'application/json' },
+        },
+      );
     }
     if (message.id !== undefined && message.method === 'tools/call') {
-      const params = (message.params ?? {}) as { name?: unknown; arguments?: unknown; _meta?: Record<string, unknown> };
+      const params = (message.params ?? {}) as {
+        name?: unknown;
+        arguments?: unknown;
+        _meta?: Record<string, unknown>;
+      };
       const name = typeof params.name === 'string' ? params.name : '';
-      if (claims && claims.tool !== name) return unauthenticated(correlationId, 'tool does not match token');
+      if (claims && claims.tool !== name)
+        return unauthenticated(correlationId, 'tool does not match token');
       if (!registry.get(name)) {
-        return new Response(jsonRpcErrorBody(message.id, JsonRpcErrorCode.InvalidParams, `Unknown tool: ${name}`), {
-          headers: { 'content-type': 'application/json' },
-        });
+        return new Response(
+          jsonRpcErrorBody(message.id, JsonRpcErrorCode.InvalidParams, `Unknown tool: ${name}`),
+          {
+            headers: { 'content-type': 'application/json' },
+          },
+        );
       }
       return fastCall(req, message.id, name, params, caller, claims?.idk, correlationId);
     }
-    return handleWithSdk(sdkServer(), toRequest(req, body.bytes), message, { caller, idempotencyKey: claims?.idk });
+    return handleWithSdk(sdkServer(), toRequest(req, body.bytes), message, {
+      caller,
+      idempotencyKey: claims?.idk,
+    });
   }
 
   function fastCall(
@@ -305,13 +378,18 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
     let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
     let settle: ((r: Response) => void) | undefined;
     const response = new Promise<Response>((resolve) => (settle = resolve));
-    const frame = (msg: unknown) => encoder.encode(`event: message\ndata: ${JSON.stringify(msg)}\n\n`);
+    const frame = (msg: unknown) =>
+      encoder.encode(`event: message\ndata: ${JSON.stringify(msg)}\n\n`);
     const notify = async (method: string, notificationParams: Record<string, unknown>) => {
       if (!acceptsSse) return;
       const msg = { jsonrpc: '2.0', method, params: notificationParams };
       if (!stream) {
         const body = new ReadableStream<Uint8Array>({ start: (c) => void (stream = c) });
-        settle!(new Response(body, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } }));
+        settle!(
+          new Response(body, {
+            headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+          }),
+        );
       }
       stream!.enqueue(frame(msg));
     };
@@ -329,7 +407,11 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
           stream.enqueue(frame(reply));
           stream.close();
         } else {
-          settle!(new Response(JSON.stringify(reply), { headers: { 'content-type': 'application/json' } }));
+          settle!(
+            new Response(JSON.stringify(reply), {
+              headers: { 'content-type': 'application/json' },
+            }),
+          );
         }
       })
       .finally(() => {
@@ -380,9 +462,11 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       if (!res.writableFinished) controller.abort();
     });
     const headers = new Headers();
-    for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+    for (let i = 0; i < req.rawHeaders.length; i += 2)
+      headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
     const rawPath = (req.url ?? '/').split('?')[0]!;
-    const path = basePath && rawPath.startsWith(basePath) ? rawPath.slice(basePath.length) || '/' : rawPath;
+    const path =
+      basePath && rawPath.startsWith(basePath) ? rawPath.slice(basePath.length) || '/' : rawPath;
     const timer = setTimeout(() => req.destroy(), limits.requestTimeoutMs);
     return {
       method: req.method ?? 'GET',
@@ -400,14 +484,22 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
     };
   }
 
-  async function serveNode(req: IncomingMessage, res: ServerResponse, basePath = ''): Promise<void> {
+  async function serveNode(
+    req: IncomingMessage,
+    res: ServerResponse,
+    basePath = '',
+  ): Promise<void> {
     let response: Response;
     try {
       response = await handle(fromNode(req, res, basePath));
     } catch (error) {
       const correlationId = newId();
       logger.error({ correlationId, errorName: (error as Error)?.name }, 'request failed');
-      response = jsonRpcError(500, JsonRpcErrorCode.InternalError, keelError('INTERNAL', 'Internal error', correlationId));
+      response = jsonRpcError(
+        500,
+        JsonRpcErrorCode.InternalError,
+        keelError('INTERNAL', 'Internal error', correlationId),
+      );
     }
     res.statusCode = response.status;
     response.headers.forEach((value, key) => res.setHeader(key, value));
@@ -416,7 +508,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       res.end();
       return;
     }
-    Readable.fromWeb(response.body as import('node:stream/web').ReadableStream).pipe(res);
+    Readable.fromWeb(response.body as WebReadableStream).pipe(res);
   }
 
   return {
@@ -440,7 +532,10 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
           httpServer = server;
           const address = server.address();
           const bound = typeof address === 'object' && address ? address.port : port;
-          resolve({ url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}${mcpPath}`, port: bound });
+          resolve({
+            url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}${mcpPath}`,
+            port: bound,
+          });
         });
       });
     },
@@ -464,12 +559,18 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
   };
 }
 
-function resolveAuth(options: ToolServerOptions, env: Record<string, string | undefined>): CallTokenAuthOptions | 'none' {
+function resolveAuth(
+  options: ToolServerOptions,
+  env: Record<string, string | undefined>,
+): CallTokenAuthOptions | 'none' {
   if (options.auth !== undefined) return options.auth;
   if (env.KEEL_AUTH === 'none') return 'none';
   if (!env.KEEL_JWKS_URL || !env.KEEL_ISSUER) {
     if (env.KEEL_AUTH === undefined) return 'none';
-    throw new ToolSdkError('INVALID_CONFIG', 'Set KEEL_JWKS_URL and KEEL_ISSUER, or KEEL_AUTH=none for development');
+    throw new ToolSdkError(
+      'INVALID_CONFIG',
+      'Set KEEL_JWKS_URL and KEEL_ISSUER, or KEEL_AUTH=none for development',
+    );
   }
   return {
     jwksUrl: env.KEEL_JWKS_URL,
@@ -479,7 +580,9 @@ function resolveAuth(options: ToolServerOptions, env: Record<string, string | un
   };
 }
 
-function isJsonRpcMessage(value: unknown): value is { jsonrpc: '2.0'; id?: string | number; method: string; params?: unknown } {
+function isJsonRpcMessage(
+  value: unknown,
+): value is { jsonrpc: '2.0'; id?: string | number; method: string; params?: unknown } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
   return (
@@ -497,30 +600,41 @@ function hostAllowed(host: string | null, allowed: string[] | undefined): boolea
   return allowed.includes(name) || allowed.includes(host);
 }
 
-function originAllowed(origin: string | null, allowed: string[] | undefined, host: string | null): boolean {
+function originAllowed(
+  origin: string | null,
+  allowed: string[] | undefined,
+  host: string | null,
+): boolean {
   if (origin === null) return true;
   if (allowed !== undefined) return allowed.includes(origin);
   try {
     const u = new URL(origin);
-    return LOCAL_HOSTS.includes(u.hostname) || LOCAL_HOSTS.includes(`[${u.hostname}]`) || u.host === host;
+    return (
+      LOCAL_HOSTS.includes(u.hostname) || LOCAL_HOSTS.includes(`[${u.hostname}]`) || u.host === host
+    );
   } catch {
     return false;
   }
 }
 
 function tooLarge(correlationId: string): Response {
-  return jsonRpcError(413, -32000, keelError('INVALID_INPUT', 'Request body too large', correlationId));
+  return jsonRpcError(
+    413,
+    -32000,
+    keelError('INVALID_INPUT', 'Request body too large', correlationId),
+  );
 }
 
 function unauthenticated(correlationId: string, reason: string): Response {
   return jsonRpcError(
     401,
     -32000,
-    keelError('UNAUTHENTICATED', 'Invalid or missing call token', correlationId, { details: { reason } }),
+    keelError('UNAUTHENTICATED', 'Invalid or missing call token', correlationId, {
+      details: { reason },
+    }),
     null,
     { 'www-authenticate': 'Bearer error="invalid_token"' },
   );
 }
 
 async function* emptyBody(): AsyncIterable<Uint8Array> {}
-

@@ -10,7 +10,10 @@ describe('parseStrictJson', () => {
   });
   it('S11 rejects duplicate keys, also when one is escaped', () => {
     expect(parseStrictJson('{"a":1,"a":2}')).toMatchObject({ ok: false, reason: 'duplicate_key' });
-    expect(parseStrictJson('{"x":{"n":1,"\\u006e":2}}')).toMatchObject({ ok: false, reason: 'duplicate_key' });
+    expect(parseStrictJson('{"x":{"n":1,"\\u006e":2}}')).toMatchObject({
+      ok: false,
+      reason: 'duplicate_key',
+    });
   });
   it('allows the same key in sibling objects and string values that look like keys', () => {
     expect(parseStrictJson('[{"a":1},{"a":2}]').ok).toBe(true);

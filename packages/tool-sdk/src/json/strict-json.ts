@@ -1,7 +1,6 @@
 /** The result of {@link parseStrictJson}. */
 export type StrictJsonResult =
-  | { ok: true; value: unknown }
-  | { ok: false; reason: 'syntax' | 'duplicate_key'; message: string };
+  { ok: true; value: unknown } | { ok: false; reason: 'syntax' | 'duplicate_key'; message: string };
 
 /**
  * JSON.parse, plus rejection of duplicate object keys (which JSON.parse resolves silently to the
@@ -16,7 +15,11 @@ export function parseStrictJson(text: string): StrictJsonResult {
   }
   const duplicate = findDuplicateKey(text);
   if (duplicate !== undefined) {
-    return { ok: false, reason: 'duplicate_key', message: `Parse error: duplicate key "${duplicate}"` };
+    return {
+      ok: false,
+      reason: 'duplicate_key',
+      message: `Parse error: duplicate key "${duplicate}"`,
+    };
   }
   return { ok: true, value };
 }

@@ -37,7 +37,11 @@ export interface SdkAuthExtra {
 }
 
 /** A low-level SDK server wired to the registry. Cheap to build: schemas are precomputed. */
-export function createSdkServer(info: SdkServerInfo, registry: ToolRegistry, call: SdkCallHandler): Server {
+export function createSdkServer(
+  info: SdkServerInfo,
+  registry: ToolRegistry,
+  call: SdkCallHandler,
+): Server {
   const server = new Server(info, { capabilities: { tools: { listChanged: false }, logging: {} } });
   server.setRequestHandler(ListToolsRequestSchema, () => registry.listResult);
   server.setRequestHandler(SetLevelRequestSchema, () => ({}));
@@ -74,7 +78,12 @@ export async function handleWithSdk(
   await server.connect(transport);
   const response = await transport.handleRequest(request, {
     parsedBody,
-    authInfo: { token: '', clientId: auth.caller?.sub ?? 'anonymous', scopes: [], extra: { ...auth } },
+    authInfo: {
+      token: '',
+      clientId: auth.caller?.sub ?? 'anonymous',
+      scopes: [],
+      extra: { ...auth },
+    },
   });
   return response;
 }

@@ -2,7 +2,11 @@ import type { Redis } from 'ioredis';
 import type { ReplayStore } from './replay-store.js';
 
 /** Replay store shared by every replica of a logical server (keys `keel:ts:{<aud>}:jti:<jti>`). */
-export function createRedisReplayStore(redis: Redis, audience: string, now: () => number = Date.now): ReplayStore {
+export function createRedisReplayStore(
+  redis: Redis,
+  audience: string,
+  now: () => number = Date.now,
+): ReplayStore {
   return {
     async claim(jti, expiresAtMs) {
       const ttl = Math.max(1, expiresAtMs - now());

@@ -12,7 +12,11 @@ export interface FetchTarget {
 export interface TestReply {
   status: number;
   /** The final JSON-RPC message (result or error). */
-  message: { id?: unknown; result?: unknown; error?: { code: number; message: string; data?: KeelError } };
+  message: {
+    id?: unknown;
+    result?: unknown;
+    error?: { code: number; message: string; data?: KeelError };
+  };
   /** Notifications that came before it (progress, logging). */
   notifications: { method: string; params: Record<string, unknown> }[];
 }
@@ -53,14 +57,22 @@ export function createTestClient(target: FetchTarget, options: TestClientOptions
     params: Record<string, unknown> | undefined,
     claims: Partial<TestTokenClaims> = {},
   ): Promise<TestReply> {
-    const body = JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) });
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: nextId++,
+      method,
+      ...(params ? { params } : {}),
+    });
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
       host: new URL(url).host,
     };
     if (options.signer) {
-      const token = await options.signer.sign(body, { ...options.claims, ...claims } as TestTokenClaims);
+      const token = await options.signer.sign(body, {
+        ...options.claims,
+        ...claims,
+      } as TestTokenClaims);
       headers.authorization = `Bearer ${token}`;
     }
     const response = await target.fetch(new Request(url, { method: 'POST', headers, body }));
@@ -69,7 +81,8 @@ export function createTestClient(target: FetchTarget, options: TestClientOptions
 
   return {
     request,
-    listTools: async () => ((await request('tools/list', {})).message.result as { tools: { name: string }[] }).tools,
+    listTools: async () =>
+      ((await request('tools/list', {})).message.result as { tools: { name: string }[] }).tools,
     async callTool(
       name: string,
       args: Record<string, unknown> = {},
@@ -82,7 +95,13 @@ export function createTestClient(target: FetchTarget, options: TestClientOptions
       const error = result?.isError
         ? (result._meta?.[ERROR_META_KEY] as KeelError)
         : reply.message.error?.data;
-      return { result, error, structuredContent: result?.structuredContent, notifications: reply.notifications, status: reply.status };
+      return {
+        result,
+        error,
+        structuredContent: result?.structuredContent,
+        notifications: reply.notifications,
+        status: reply.status,
+      };
     },
   };
 }

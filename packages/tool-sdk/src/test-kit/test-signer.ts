@@ -24,7 +24,11 @@ export interface TestSigner {
   /** Auth options for `createToolServer({ auth })` that trust this signer. */
   readonly auth: CallTokenAuthOptions;
   /** A token for this exact body. */
-  sign(body: string | Uint8Array, claims: TestTokenClaims, header?: Record<string, unknown>): Promise<string>;
+  sign(
+    body: string | Uint8Array,
+    claims: TestTokenClaims,
+    header?: Record<string, unknown>,
+  ): Promise<string>;
 }
 
 /** Make a signer with a fresh key pair. */

@@ -82,10 +82,7 @@ export interface ToolDefinition<
   annotations?: ToolAnnotations;
   /** Per-call time limit; default 10 s. */
   timeoutMs?: number;
-  handler: (
-    input: z.output<I>,
-    ctx: ToolContext<E>,
-  ) => Promise<ToolResultOf<O>> | ToolResultOf<O>;
+  handler: (input: z.output<I>, ctx: ToolContext<E>) => Promise<ToolResultOf<O>> | ToolResultOf<O>;
 }
 
 /** A defined tool, ready to register on a server. */

@@ -5,7 +5,11 @@
 export type InputPath = (string | number)[];
 
 /** The path of the first key present in `raw` but dropped from `parsed`, if any. */
-export function findUnknownKey(raw: unknown, parsed: unknown, path: InputPath = []): InputPath | undefined {
+export function findUnknownKey(
+  raw: unknown,
+  parsed: unknown,
+  path: InputPath = [],
+): InputPath | undefined {
   if (Array.isArray(raw) && Array.isArray(parsed)) {
     const n = Math.min(raw.length, parsed.length);
     for (let i = 0; i < n; i++) {

@@ -44,7 +44,10 @@ function describeTool(tool: AnyTool): McpToolDefinition {
   };
   if (tool.title !== undefined) definition.title = tool.title;
   if (tool.output !== undefined) {
-    definition.outputSchema = toolJsonSchema(tool.output, 'output') as McpToolDefinition['outputSchema'];
+    definition.outputSchema = toolJsonSchema(
+      tool.output,
+      'output',
+    ) as McpToolDefinition['outputSchema'];
   }
   const a = tool.annotations;
   if (a !== undefined || tool.title !== undefined) {

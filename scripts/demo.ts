@@ -17,10 +17,16 @@ const getOrder = defineTool({
   name: 'get_order',
   description: 'Look up one order by id',
   input: z.object({ orderId: z.string().regex(/^ord_\d+$/) }),
-  output: z.object({ id: z.string(), customerId: z.string(), totalCents: z.number().int(), status: z.string() }),
+  output: z.object({
+    id: z.string(),
+    customerId: z.string(),
+    totalCents: z.number().int(),
+    status: z.string(),
+  }),
   errors: { ORDER_NOT_FOUND: { retryable: false, description: 'No order has this id' } },
   annotations: { readOnly: true },
-  handler: ({ orderId }, ctx) => orders.get(orderId) ?? ctx.fail('ORDER_NOT_FOUND', `No order ${orderId}`),
+  handler: ({ orderId }, ctx) =>
+    orders.get(orderId) ?? ctx.fail('ORDER_NOT_FOUND', `No order ${orderId}`),
 });
 
 const signer = await createTestSigner({ issuer: 'keel-gateway' });
@@ -38,19 +44,35 @@ async function call(label: string, body: string, token?: string) {
   const t = token ?? (await signer.sign(body, { aud: 'orders', sub: 'demo-user' }));
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${t}` },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${t}`,
+    },
     body,
   });
   const reply = await readReply(response);
-  console.log(`▸ ${label}\n  HTTP ${reply.status} ${JSON.stringify(reply.message.result ?? reply.message.error)}\n`);
+  console.log(
+    `▸ ${label}\n  HTTP ${reply.status} ${JSON.stringify(reply.message.result ?? reply.message.error)}\n`,
+  );
   return t;
 }
-const rpc = (method: string, params: unknown) => JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
+const rpc = (method: string, params: unknown) =>
+  JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
 
 await call('tools/list', rpc('tools/list', {}));
-await call('get_order ord_1001', rpc('tools/call', { name: 'get_order', arguments: { orderId: 'ord_1001' } }));
-await call('get_order ord_9999 (declared error)', rpc('tools/call', { name: 'get_order', arguments: { orderId: 'ord_9999' } }));
-await call('get_order with an unknown key (INVALID_INPUT)', rpc('tools/call', { name: 'get_order', arguments: { orderId: 'ord_1001', x: 1 } }));
+await call(
+  'get_order ord_1001',
+  rpc('tools/call', { name: 'get_order', arguments: { orderId: 'ord_1001' } }),
+);
+await call(
+  'get_order ord_9999 (declared error)',
+  rpc('tools/call', { name: 'get_order', arguments: { orderId: 'ord_9999' } }),
+);
+await call(
+  'get_order with an unknown key (INVALID_INPUT)',
+  rpc('tools/call', { name: 'get_order', arguments: { orderId: 'ord_1001', x: 1 } }),
+);
 const body = rpc('tools/call', { name: 'get_order', arguments: { orderId: 'ord_1002' } });
 const token = await call('get_order ord_1002', body);
 await call('the same signed request replayed (401)', body, token);

@@ -20,5 +20,5 @@ export { ToolSdkError, keelError } from './errors/tool-sdk-error.js';
 export { createMemoryReplayStore } from './stores/replay-store.js';
 export type { ReplayStore } from './stores/replay-store.js';
 export { createRedisReplayStore } from './stores/redis-replay-store.js';
-export { createRedisClient } from './stores/redis-client.js';
+export { createRedisClient, redisReady } from './stores/redis-client.js';
 export { DEFAULT_TOOL_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES } from './call/execute-call.js';

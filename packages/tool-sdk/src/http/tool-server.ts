@@ -18,6 +18,11 @@ import { createMemoryReplayStore } from '../stores/replay-store.js';
 import type { ReplayStore } from '../stores/replay-store.js';
 import { createRedisReplayStore } from '../stores/redis-replay-store.js';
 import { createRedisClient } from '../stores/redis-client.js';
+import { createMemoryIdempotencyStore } from '../stores/idempotency-store.js';
+import type { IdempotencyStore } from '../stores/idempotency-store.js';
+import { createRedisIdempotencyStore } from '../stores/redis-idempotency-store.js';
+import { runIdempotent } from '../call/idempotent-call.js';
+import { DEFAULT_TOOL_TIMEOUT_MS } from '../call/execute-call.js';
 import { parseStrictJson } from '../json/strict-json.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, JsonRpcErrorCode } from '../mcp/protocol.js';
 import type { CallToolResult, LoggingLevel } from '../mcp/protocol.js';
@@ -52,7 +57,8 @@ export interface ToolServerOptions {
   limits?: ToolServerLimits;
   /** A pino logger; default JSON lines on stdout (stderr on stdio). */
   logger?: Logger;
-  stores?: { replay?: ReplayStore };
+  /** Replay and idempotency stores; default memory, or Redis when `REDIS_URL` is set. */
+  stores?: { replay?: ReplayStore; idempotency?: IdempotencyStore };
   /** Path of the MCP endpoint; default `/mcp`. */
   mcpPath?: string;
   /** Environment to read `KEEL_*` and `REDIS_URL` from; default `process.env`. */
@@ -124,6 +130,12 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
   const auth = resolveAuth(options, env);
   let verifier: Promise<CallTokenVerifier> | undefined;
   let replay: ReplayStore | undefined;
+  let idempotency: IdempotencyStore | undefined;
+  const redis = env.REDIS_URL
+    ? createRedisClient(env.REDIS_URL, (error) =>
+        logger.warn({ errorName: error.name }, 'redis error'),
+      )
+    : undefined;
   if (auth === 'none') {
     logger.warn(
       { security: 'auth-disabled' },
@@ -132,11 +144,13 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
   } else {
     verifier = createCallTokenVerifier({ ...auth, audience: auth.audience ?? options.id }, now);
     verifier.catch(() => undefined);
+    const audience = auth.audience ?? options.id;
     replay =
       options.stores?.replay ??
-      (env.REDIS_URL
-        ? createRedisReplayStore(createRedisClient(env.REDIS_URL), auth.audience ?? options.id, now)
-        : createMemoryReplayStore(now));
+      (redis ? createRedisReplayStore(redis, audience, now) : createMemoryReplayStore(now));
+    idempotency =
+      options.stores?.idempotency ??
+      (redis ? createRedisIdempotencyStore(redis, audience) : createMemoryIdempotencyStore(now));
   }
 
   let closing = false;
@@ -159,30 +173,47 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
   ): Promise<CallToolResult> {
     const tool = registry.get(name)!;
     const started = now();
-    const outcome = await executeToolCall(tool, args, {
-      signal: call.signal,
-      caller: call.caller,
-      idempotencyKey: call.idempotencyKey,
-      correlationId: call.correlationId,
-      maxOutputBytes: limits.maxOutputBytes,
-      ...(call.progressToken !== undefined
-        ? {
-            sendProgress: (
-              progress: number,
-              total: number | undefined,
-              message: string | undefined,
-            ) =>
-              call.notify('notifications/progress', {
-                progressToken: call.progressToken,
-                progress,
-                ...(total !== undefined ? { total } : {}),
-                ...(message !== undefined ? { message } : {}),
-              }),
-          }
-        : {}),
-      sendLog: (level: LoggingLevel, data: unknown) =>
-        call.notify('notifications/message', { level, logger: tool.name, data }),
-    });
+    const execute = () =>
+      executeToolCall(tool, args, {
+        signal: call.signal,
+        caller: call.caller,
+        idempotencyKey: call.idempotencyKey,
+        correlationId: call.correlationId,
+        maxOutputBytes: limits.maxOutputBytes,
+        ...(call.progressToken !== undefined
+          ? {
+              sendProgress: (
+                progress: number,
+                total: number | undefined,
+                message: string | undefined,
+              ) =>
+                call.notify('notifications/progress', {
+                  progressToken: call.progressToken,
+                  progress,
+                  ...(total !== undefined ? { total } : {}),
+                  ...(message !== undefined ? { message } : {}),
+                }),
+            }
+          : {}),
+        sendLog: (level: LoggingLevel, data: unknown) =>
+          call.notify('notifications/message', { level, logger: tool.name, data }),
+      });
+    const outcome =
+      idempotency && call.idempotencyKey && call.caller
+        ? await runIdempotent(
+            idempotency,
+            {
+              aud: audienceOf(auth, options.id),
+              sub: call.caller.sub,
+              tool: name,
+              idk: call.idempotencyKey,
+            },
+            args,
+            (tool.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS) + 5_000,
+            call.correlationId,
+            execute,
+          )
+        : await execute();
     const line = {
       correlationId: call.correlationId,
       tool: name,
@@ -555,6 +586,8 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       if (httpServer) await new Promise<void>((resolve) => httpServer!.close(() => resolve()));
       httpServer?.closeAllConnections();
       await replay?.close?.();
+      await idempotency?.close?.();
+      redis?.disconnect();
     },
   };
 }
@@ -578,6 +611,10 @@ function resolveAuth(
     ...(env.KEEL_AUDIENCE ? { audience: env.KEEL_AUDIENCE } : {}),
     ...(env.KEEL_ALG === 'ES256' ? { algorithm: 'ES256' as const } : {}),
   };
+}
+
+function audienceOf(auth: CallTokenAuthOptions | 'none', id: string): string {
+  return auth === 'none' ? id : (auth.audience ?? id);
 }
 
 function isJsonRpcMessage(

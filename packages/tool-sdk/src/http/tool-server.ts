@@ -24,6 +24,7 @@ import { createRedisIdempotencyStore } from '../stores/redis-idempotency-store.j
 import { runIdempotent } from '../call/idempotent-call.js';
 import { DEFAULT_TOOL_TIMEOUT_MS } from '../call/execute-call.js';
 import { parseStrictJson } from '../json/strict-json.js';
+import { endCallSpan, startCallSpan } from '../observability/tracing.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, JsonRpcErrorCode } from '../mcp/protocol.js';
 import type { CallToolResult, LoggingLevel } from '../mcp/protocol.js';
 import { createSdkServer, handleWithSdk, serveSdkStdio } from '../mcp/sdk-server.js';
@@ -168,11 +169,13 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       idempotencyKey: string | undefined;
       correlationId: string;
       progressToken: string | number | undefined;
+      traceparent: string | undefined;
       notify: (method: string, params: Record<string, unknown>) => Promise<void>;
     },
   ): Promise<CallToolResult> {
     const tool = registry.get(name)!;
     const started = now();
+    const span = startCallSpan(name, options.id, call.traceparent);
     const execute = () =>
       executeToolCall(tool, args, {
         signal: call.signal,
@@ -223,6 +226,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       latencyMs: now() - started,
       ...outcome.logDetail,
     };
+    endCallSpan(span, outcome.outcome, call.correlationId);
     if (outcome.outcome === 'INTERNAL' || outcome.outcome === 'INVALID_OUTPUT')
       logger.error(line, 'tool call failed');
     else logger.info(line, 'tool call');
@@ -430,6 +434,8 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       idempotencyKey,
       correlationId,
       progressToken,
+      traceparent:
+        metaString(params._meta, 'traceparent') ?? req.headers.get('traceparent') ?? undefined,
       notify,
     })
       .then((result) => {
@@ -461,6 +467,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
         idempotencyKey: extra.idempotencyKey,
         correlationId: newId(),
         progressToken: extra.progressToken,
+        traceparent: undefined,
         notify: extra.sendNotification,
       }),
     );
@@ -611,6 +618,11 @@ function resolveAuth(
     ...(env.KEEL_AUDIENCE ? { audience: env.KEEL_AUDIENCE } : {}),
     ...(env.KEEL_ALG === 'ES256' ? { algorithm: 'ES256' as const } : {}),
   };
+}
+
+function metaString(meta: Record<string, unknown> | undefined, key: string): string | undefined {
+  const value = meta?.[key];
+  return typeof value === 'string' ? value : undefined;
 }
 
 function audienceOf(auth: CallTokenAuthOptions | 'none', id: string): string {

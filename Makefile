@@ -8,7 +8,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	pnpm run demo
+	pnpm run demo -- $(ARGS)
 
 test: setup
 	pnpm test

@@ -16,7 +16,7 @@ export interface LoadResult {
 export async function runLoad(
   port: number,
   calls: SignedCall[],
-  opts: { connections: number; durationS: number },
+  opts: { connections: number; durationS?: number; amount?: number },
 ): Promise<LoadResult> {
   let next = 0;
   let exhausted = false;
@@ -25,7 +25,7 @@ export async function runLoad(
     url: `http://127.0.0.1:${port}`,
     connections: opts.connections,
     pipelining: 1,
-    duration: opts.durationS,
+    ...(opts.amount !== undefined ? { amount: opts.amount } : { duration: opts.durationS }),
     requests: [
       {
         method: 'POST',

@@ -147,15 +147,30 @@ function seed(db: OrdersDb): void {
       }));
       const total = lines.reduce((sum, l) => sum + l.quantity * l.product[2], 0);
       order.run(id, customerId(c), status, total, currency, iso(createdAt));
-      for (const { product, quantity } of lines) item.run(id, product[0], product[1], quantity, product[2]);
+      for (const { product, quantity } of lines)
+        item.run(id, product[0], product[1], quantity, product[2]);
 
       const refundAt = iso(createdAt + 6 * DAY_MS);
       if (status === 'refunded') {
-        refund.run(refundId(++refunds), id, total, 'Customer returned the order', `seed:${id}`, refundAt);
+        refund.run(
+          refundId(++refunds),
+          id,
+          total,
+          'Customer returned the order',
+          `seed:${id}`,
+          refundAt,
+        );
       } else if (n % STATUS_CYCLE.length === 4) {
         const unit = lines[0]!.product[2];
         const amount = total > unit ? unit : Math.floor(total / 2); // always partial
-        refund.run(refundId(++refunds), id, amount, 'One item arrived damaged', `seed:${id}`, refundAt);
+        refund.run(
+          refundId(++refunds),
+          id,
+          amount,
+          'One item arrived damaged',
+          `seed:${id}`,
+          refundAt,
+        );
       }
     }
   })();

@@ -1,10 +1,10 @@
 // The knowledge-base tool server: `pnpm start` (PORT, REDIS_URL, KEEL_* from the environment).
 import { fileURLToPath } from 'node:url';
 import { createToolServer } from '@keel/tool-sdk';
-import { loadDocs } from './search.js';
+import { loadCorpus } from './corpus.js';
 import { knowledgeBaseTools } from './tools.js';
 
-const docs = loadDocs(fileURLToPath(new URL('../docs', import.meta.url)));
+const docs = await loadCorpus(fileURLToPath(new URL('../docs', import.meta.url)));
 const server = createToolServer({
   id: 'kb',
   name: 'Knowledge base',

@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createToolServer } from '@keel/tool-sdk';
 import { createTestClient } from '@keel/tool-sdk/test';
-import { loadDocs } from './search.js';
+import { loadCorpus } from './corpus.js';
 import { knowledgeBaseTools } from './tools.js';
 
-const docs = loadDocs(fileURLToPath(new URL('../docs', import.meta.url)));
+const docs = await loadCorpus(fileURLToPath(new URL('../docs', import.meta.url)));
 
 async function setup() {
   const server = createToolServer({

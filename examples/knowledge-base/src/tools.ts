@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineTool } from '@keel/tool-sdk';
 import { SearchIndex } from './search.js';
-import type { Doc } from './search.js';
+import type { Doc } from './corpus.js';
 
 /** Read-only knowledge-base tools over a document set. */
 export async function knowledgeBaseTools(docs: Doc[]) {
@@ -22,7 +22,7 @@ export async function knowledgeBaseTools(docs: Doc[]) {
       ),
     }),
     annotations: { readOnly: true },
-    handler: ({ query, limit }) => ({ hits: index.search(query, limit) }),
+    handler: ({ query, limit }) => ({ hits: index.search(query, { limit }) }),
   });
 
   const getArticle = defineTool({
@@ -33,7 +33,8 @@ export async function knowledgeBaseTools(docs: Doc[]) {
     output: z.object({ id: z.string(), title: z.string(), body: z.string() }),
     errors: { ARTICLE_NOT_FOUND: { retryable: false, description: 'No article has this id' } },
     annotations: { readOnly: true },
-    handler: ({ id }, ctx) => index.get(id) ?? ctx.fail('ARTICLE_NOT_FOUND', `No article ${id}`),
+    handler: ({ id }, ctx) =>
+      index.getDocument(id) ?? ctx.fail('ARTICLE_NOT_FOUND', `No article ${id}`),
   });
 
   const reindex = defineTool({
@@ -44,11 +45,10 @@ export async function knowledgeBaseTools(docs: Doc[]) {
     output: z.object({ documents: z.number().int() }),
     annotations: { readOnly: true, idempotent: true },
     handler: async (_input, ctx) => {
-      index = await SearchIndex.build(
-        docs,
-        (done, total) => ctx.progress(done, total, `indexed ${done} of ${total}`),
-        ctx.signal,
-      );
+      index = await SearchIndex.build(docs, {
+        onProgress: (done, total) => ctx.progress(done, total, `indexed ${done} of ${total}`),
+        signal: ctx.signal,
+      });
       return { documents: index.size };
     },
   });

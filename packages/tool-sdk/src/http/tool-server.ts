@@ -506,6 +506,9 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
     const path =
       basePath && rawPath.startsWith(basePath) ? rawPath.slice(basePath.length) || '/' : rawPath;
     const timer = setTimeout(() => req.destroy(), limits.requestTimeoutMs);
+    // Requests that never read a body (GET, /healthz) must not leave a timer that later kills a
+    // keep-alive socket.
+    res.once('close', () => clearTimeout(timer));
     return {
       method: req.method ?? 'GET',
       path,

@@ -27,8 +27,5 @@ export function createRedisIdempotencyStore(redis: Redis, audience: string): Ide
     async release(key) {
       await redis.del(k(key));
     },
-    async close() {
-      redis.disconnect();
-    },
   };
 }

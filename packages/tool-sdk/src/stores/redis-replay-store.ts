@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ReplayStore } from './replay-store.js';
 
-/** Replay store shared by every replica of a logical server (keys `keel:ts:{<aud>}:jti:<jti>`). */
+/** Replay store shared by every replica of a logical server (keys `keel:ts:{<aud>}:jti:<jti>`). The caller owns `redis`. */
 export function createRedisReplayStore(
   redis: Redis,
   audience: string,
@@ -12,9 +12,6 @@ export function createRedisReplayStore(
       const ttl = Math.max(1, expiresAtMs - now());
       const ok = await redis.set(`keel:ts:{${audience}}:jti:${jti}`, '1', 'PX', ttl, 'NX');
       return ok === 'OK';
-    },
-    async close() {
-      redis.disconnect();
     },
   };
 }

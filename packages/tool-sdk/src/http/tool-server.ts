@@ -1,8 +1,6 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Router } from 'express';
@@ -28,9 +26,18 @@ import { endCallSpan, startCallSpan } from '../observability/tracing.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, JsonRpcErrorCode } from '../mcp/protocol.js';
 import type { CallToolResult, LoggingLevel } from '../mcp/protocol.js';
 import { createSdkServer, handleWithSdk, serveSdkStdio } from '../mcp/sdk-server.js';
-import { BodyTooLargeError, readBody } from './body.js';
+import { BodyTooLargeError } from './body.js';
 import type { ReadBody } from './body.js';
 import { jsonRpcError, jsonRpcErrorBody } from './json-rpc.js';
+import {
+  LOCAL_HOSTS as LOCAL_HOST_NAMES,
+  hostAllowed,
+  isJsonRpcMessage,
+  isLoopbackHost,
+  originAllowed,
+} from './request-guards.js';
+import { fromNodeRequest, fromWebRequest, writeNodeResponse } from './node-adapter.js';
+import type { EndpointRequest } from './node-adapter.js';
 
 /** Request limits. */
 export interface ToolServerLimits {
@@ -84,17 +91,7 @@ export interface ToolServer {
   close(options?: { graceMs?: number }): Promise<void>;
 }
 
-interface CoreRequest {
-  method: string;
-  path: string;
-  url: string;
-  headers: Headers;
-  readBody: () => Promise<ReadBody>;
-  signal: AbortSignal;
-}
-
 const SERVER_INFO_DEFAULT_VERSION = '0.0.0';
-const LOCAL_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
 
 /**
  * Create a tool server.
@@ -233,7 +230,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
     return outcome.result;
   }
 
-  async function handle(req: CoreRequest): Promise<Response> {
+  async function handle(req: EndpointRequest): Promise<Response> {
     const correlationId = newId();
     if (req.path === '/healthz') return Response.json({ status: 'ok' });
     if (req.path === '/readyz') {
@@ -393,7 +390,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
   }
 
   function fastCall(
-    req: CoreRequest,
+    req: EndpointRequest,
     id: string | number,
     name: string,
     params: { arguments?: unknown; _meta?: Record<string, unknown> },
@@ -473,56 +470,13 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
     );
   }
 
-  function toRequest(req: CoreRequest, body: Buffer | undefined): Request {
+  function toRequest(req: EndpointRequest, body: Buffer | undefined): Request {
     return new Request(req.url, {
       method: req.method,
       headers: req.headers,
       ...(body && body.length > 0 ? { body } : {}),
       signal: req.signal,
     });
-  }
-
-  function fromFetch(request: Request): CoreRequest {
-    const url = new URL(request.url);
-    return {
-      method: request.method,
-      path: url.pathname,
-      url: request.url,
-      headers: request.headers,
-      signal: request.signal,
-      readBody: () => readBody(request.body ?? emptyBody(), limits.maxBodyBytes),
-    };
-  }
-
-  function fromNode(req: IncomingMessage, res: ServerResponse, basePath: string): CoreRequest {
-    const controller = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) controller.abort();
-    });
-    const headers = new Headers();
-    for (let i = 0; i < req.rawHeaders.length; i += 2)
-      headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
-    const rawPath = (req.url ?? '/').split('?')[0]!;
-    const path =
-      basePath && rawPath.startsWith(basePath) ? rawPath.slice(basePath.length) || '/' : rawPath;
-    const timer = setTimeout(() => req.destroy(), limits.requestTimeoutMs);
-    // Requests that never read a body (GET, /healthz) must not leave a timer that later kills a
-    // keep-alive socket.
-    res.once('close', () => clearTimeout(timer));
-    return {
-      method: req.method ?? 'GET',
-      path,
-      url: `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`,
-      headers,
-      signal: controller.signal,
-      readBody: async () => {
-        try {
-          return await readBody(req, limits.maxBodyBytes);
-        } finally {
-          clearTimeout(timer);
-        }
-      },
-    };
   }
 
   async function serveNode(
@@ -532,7 +486,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
   ): Promise<void> {
     let response: Response;
     try {
-      response = await handle(fromNode(req, res, basePath));
+      response = await handle(fromNodeRequest(req, res, { ...limits, basePath }));
     } catch (error) {
       const correlationId = newId();
       logger.error({ correlationId, errorName: (error as Error)?.name }, 'request failed');
@@ -542,19 +496,12 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
         keelError('INTERNAL', 'Internal error', correlationId),
       );
     }
-    res.statusCode = response.status;
-    response.headers.forEach((value, key) => res.setHeader(key, value));
-    if (response.status === 413) res.setHeader('connection', 'close');
-    if (!response.body) {
-      res.end();
-      return;
-    }
-    Readable.fromWeb(response.body as WebReadableStream).pipe(res);
+    writeNodeResponse(response, res);
   }
 
   return {
     id: options.id,
-    fetch: (request) => handle(fromFetch(request)),
+    fetch: (request) => handle(fromWebRequest(request, limits.maxBodyBytes)),
     router() {
       const router = Router();
       // Inside a router express makes req.url relative to the mount path.
@@ -562,8 +509,8 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       return router;
     },
     listen(port = 0, host = '127.0.0.1') {
-      if (allowedHosts === undefined && LOCAL_HOSTS.includes(host === '::1' ? '[::1]' : host)) {
-        allowedHosts = LOCAL_HOSTS;
+      if (allowedHosts === undefined && isLoopbackHost(host)) {
+        allowedHosts = [...LOCAL_HOST_NAMES];
       }
       return new Promise((resolve, reject) => {
         const server = createServer((req, res) => void serveNode(req, res));
@@ -632,43 +579,6 @@ function audienceOf(auth: CallTokenAuthOptions | 'none', id: string): string {
   return auth === 'none' ? id : (auth.audience ?? id);
 }
 
-function isJsonRpcMessage(
-  value: unknown,
-): value is { jsonrpc: '2.0'; id?: string | number; method: string; params?: unknown } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const v = value as Record<string, unknown>;
-  return (
-    v.jsonrpc === '2.0' &&
-    typeof v.method === 'string' &&
-    (v.id === undefined || typeof v.id === 'string' || typeof v.id === 'number') &&
-    (v.params === undefined || (typeof v.params === 'object' && v.params !== null))
-  );
-}
-
-function hostAllowed(host: string | null, allowed: string[] | undefined): boolean {
-  if (allowed === undefined) return true;
-  if (host === null) return false;
-  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
-  return allowed.includes(name) || allowed.includes(host);
-}
-
-function originAllowed(
-  origin: string | null,
-  allowed: string[] | undefined,
-  host: string | null,
-): boolean {
-  if (origin === null) return true;
-  if (allowed !== undefined) return allowed.includes(origin);
-  try {
-    const u = new URL(origin);
-    return (
-      LOCAL_HOSTS.includes(u.hostname) || LOCAL_HOSTS.includes(`[${u.hostname}]`) || u.host === host
-    );
-  } catch {
-    return false;
-  }
-}
-
 function tooLarge(correlationId: string): Response {
   return jsonRpcError(
     413,
@@ -688,5 +598,3 @@ function unauthenticated(correlationId: string, reason: string): Response {
     { 'www-authenticate': 'Bearer error="invalid_token"' },
   );
 }
-
-async function* emptyBody(): AsyncIterable<Uint8Array> {}

@@ -1,0 +1,88 @@
+/**
+ * Node `http` ⇄ web `Request`/`Response`, for endpoints written as `(request) => Response`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { readBody } from './body.js';
+import type { ReadBody } from './body.js';
+
+/** What an endpoint needs of one request, whichever server it came through. */
+export interface EndpointRequest {
+  method: string;
+  /** Path relative to where the endpoint is mounted, without the query. */
+  path: string;
+  url: string;
+  headers: Headers;
+  /** Reads the body under the cap, hashing it as it goes. */
+  readBody: () => Promise<ReadBody>;
+  /** Aborted when the client goes away before the reply ends. */
+  signal: AbortSignal;
+}
+
+/** An `EndpointRequest` from a web `Request` (in-process tests, edge runtimes). */
+export function fromWebRequest(request: Request, maxBodyBytes: number): EndpointRequest {
+  const url = new URL(request.url);
+  return {
+    method: request.method,
+    path: url.pathname,
+    url: request.url,
+    headers: request.headers,
+    signal: request.signal,
+    readBody: () => readBody(request.body ?? emptyBody(), maxBodyBytes),
+  };
+}
+
+/**
+ * An `EndpointRequest` from Node's `http`. The whole request must arrive within
+ * `requestTimeoutMs` (a slow-drip body gets its socket destroyed).
+ */
+export function fromNodeRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: { maxBodyBytes: number; requestTimeoutMs: number; basePath?: string },
+): EndpointRequest {
+  const controller = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  const headers = new Headers();
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  const rawPath = (req.url ?? '/').split('?')[0]!;
+  const basePath = options.basePath ?? '';
+  const path =
+    basePath && rawPath.startsWith(basePath) ? rawPath.slice(basePath.length) || '/' : rawPath;
+  const timer = setTimeout(() => req.destroy(), options.requestTimeoutMs);
+  // Requests that never read a body (GET, /healthz) must not leave a timer that later kills a
+  // keep-alive socket.
+  res.once('close', () => clearTimeout(timer));
+  return {
+    method: req.method ?? 'GET',
+    path,
+    url: `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`,
+    headers,
+    signal: controller.signal,
+    readBody: async () => {
+      try {
+        return await readBody(req, options.maxBodyBytes);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Write a web `Response` to Node's `ServerResponse`, streaming its body. */
+export function writeNodeResponse(response: Response, res: ServerResponse): void {
+  res.statusCode = response.status;
+  response.headers.forEach((value, key) => res.setHeader(key, value));
+  if (response.status === 413) res.setHeader('connection', 'close');
+  if (!response.body) {
+    res.end();
+    return;
+  }
+  Readable.fromWeb(response.body as WebReadableStream).pipe(res);
+}
+
+async function* emptyBody(): AsyncIterable<Uint8Array> {}

@@ -22,3 +22,4 @@ export type { ReplayStore } from './stores/replay-store.js';
 export { createRedisReplayStore } from './stores/redis-replay-store.js';
 export { createRedisClient, redisReady } from './stores/redis-client.js';
 export { DEFAULT_TOOL_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES } from './call/execute-call.js';
+export { canonicalJson } from './json/canonical-json.js';

@@ -1,3 +1,4 @@
+import { canonicalJson } from '../json/canonical-json.js';
 import { createHash } from 'node:crypto';
 import type { CallToolResult } from '../mcp/protocol.js';
 import { keelError } from '../errors/tool-sdk-error.js';
@@ -66,14 +67,4 @@ export async function runIdempotent(
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('base64url');
-}
-
-/** JSON with object keys sorted, so equal arguments hash equally. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }

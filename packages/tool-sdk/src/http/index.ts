@@ -16,4 +16,6 @@ export {
 export type { JsonRpcMessage } from './request-guards.js';
 export { fromWebRequest, fromNodeRequest, writeNodeResponse } from './node-adapter.js';
 export type { EndpointRequest } from './node-adapter.js';
+export { createLazyEventStreamReply, acceptsEventStream } from './lazy-event-stream.js';
+export type { LazyEventStreamReply } from './lazy-event-stream.js';
 export { parseStrictJson } from '../json/strict-json.js';

@@ -37,6 +37,7 @@ import {
   originAllowed,
 } from './request-guards.js';
 import { fromNodeRequest, fromWebRequest, writeNodeResponse } from './node-adapter.js';
+import { acceptsEventStream, createLazyEventStreamReply } from './lazy-event-stream.js';
 import type { EndpointRequest } from './node-adapter.js';
 
 /** Request limits. */
@@ -398,33 +399,15 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
     idempotencyKey: string | undefined,
     correlationId: string,
   ): Promise<Response> {
-    const acceptsSse = (req.headers.get('accept') ?? '').includes('text/event-stream');
     const progressToken = params._meta?.progressToken as string | number | undefined;
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     req.signal.addEventListener('abort', onAbort, { once: true });
     inFlight++;
     inFlightControllers.add(controller);
-    // The reply is JSON unless the tool sends a notification first; then it becomes an SSE stream.
-    const encoder = new TextEncoder();
-    let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
-    let settle: ((r: Response) => void) | undefined;
-    const response = new Promise<Response>((resolve) => (settle = resolve));
-    const frame = (msg: unknown) =>
-      encoder.encode(`event: message\ndata: ${JSON.stringify(msg)}\n\n`);
-    const notify = async (method: string, notificationParams: Record<string, unknown>) => {
-      if (!acceptsSse) return;
-      const msg = { jsonrpc: '2.0', method, params: notificationParams };
-      if (!stream) {
-        const body = new ReadableStream<Uint8Array>({ start: (c) => void (stream = c) });
-        settle!(
-          new Response(body, {
-            headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
-          }),
-        );
-      }
-      stream!.enqueue(frame(msg));
-    };
+    const reply = createLazyEventStreamReply(acceptsEventStream(req.headers));
+    const notify = async (method: string, notificationParams: Record<string, unknown>) =>
+      reply.notify(method, notificationParams);
     void runCall(name, params.arguments, {
       signal: controller.signal,
       caller,
@@ -435,25 +418,13 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
         metaString(params._meta, 'traceparent') ?? req.headers.get('traceparent') ?? undefined,
       notify,
     })
-      .then((result) => {
-        const reply = { jsonrpc: '2.0', id, result };
-        if (stream) {
-          stream.enqueue(frame(reply));
-          stream.close();
-        } else {
-          settle!(
-            new Response(JSON.stringify(reply), {
-              headers: { 'content-type': 'application/json' },
-            }),
-          );
-        }
-      })
+      .then((result) => reply.finish({ jsonrpc: '2.0', id, result }))
       .finally(() => {
         req.signal.removeEventListener('abort', onAbort);
         inFlightControllers.delete(controller);
         if (--inFlight === 0) drained?.();
       });
-    return response;
+    return reply.response;
   }
 
   function sdkServer() {

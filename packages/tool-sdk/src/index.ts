@@ -23,3 +23,5 @@ export { createRedisReplayStore } from './stores/redis-replay-store.js';
 export { createRedisClient, redisReady } from './stores/redis-client.js';
 export { DEFAULT_TOOL_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES } from './call/execute-call.js';
 export { canonicalJson } from './json/canonical-json.js';
+export { errorResult } from './call/tool-result.js';
+export { contextFromTraceparent, traceparentOf } from './observability/tracing.js';

@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Database } from 'better-sqlite3';
-import { defineTool } from '@keel/tool-sdk';
+import { ToolSdkError, defineTool } from '@keel/tool-sdk';
+import { ORDER_STATUSES } from './db.js';
+import type { OrdersDb } from './db.js';
+import { OrdersError, OrdersRepo } from './orders-repo.js';
+import type { Order as RepoOrder, OrderSummary, OrdersRepoOptions } from './orders-repo.js';
 
 const money = z.object({ amountCents: z.number().int(), currency: z.string() });
 const order = z.object({
   id: z.string(),
   customerId: z.string(),
-  status: z.enum(['pending', 'paid', 'shipped', 'delivered', 'refunded', 'cancelled']),
+  status: z.enum(ORDER_STATUSES),
   total: money,
   refundedCents: z.number().int(),
   createdAt: z.string(),
@@ -20,45 +23,18 @@ const order = z.object({
     }),
   ),
 });
-type Order = z.infer<typeof order>;
+const orderSummary = order.omit({ items: true });
 
-interface OrderRow {
-  id: string;
-  customer_id: string;
-  status: Order['status'];
-  total_cents: number;
-  currency: string;
-  created_at: string;
+/** Options of {@link ordersTools}. */
+export interface OrdersToolsOptions extends OrdersRepoOptions {
+  /** Key of a refund called without an idempotency key (default: a random UUID). */
+  newIdempotencyKey?: () => string;
 }
 
 /** The orders tools over one database. */
-export function ordersTools(db: Database) {
-  const orderById = db.prepare('SELECT * FROM orders WHERE id = ?');
-  const itemsOf = db.prepare(
-    'SELECT sku, name, quantity, unit_cents AS unitCents FROM order_items WHERE order_id = ?',
-  );
-  const refundedOf = db.prepare(
-    'SELECT COALESCE(SUM(amount_cents), 0) AS n FROM refunds WHERE order_id = ?',
-  );
-  const refundByKey = db.prepare('SELECT * FROM refunds WHERE idempotency_key = ?');
-  const insertRefund = db.prepare(
-    'INSERT INTO refunds (id, order_id, amount_cents, reason, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-  );
-  const setStatus = db.prepare('UPDATE orders SET status = ? WHERE id = ?');
-
-  const load = (id: string): Order | undefined => {
-    const row = orderById.get(id) as OrderRow | undefined;
-    if (!row) return undefined;
-    return {
-      id: row.id,
-      customerId: row.customer_id,
-      status: row.status,
-      total: { amountCents: row.total_cents, currency: row.currency },
-      refundedCents: (refundedOf.get(id) as { n: number }).n,
-      createdAt: row.created_at,
-      items: itemsOf.all(id) as Order['items'],
-    };
-  };
+export function ordersTools(db: OrdersDb, options: OrdersToolsOptions = {}) {
+  const repo = new OrdersRepo(db, options);
+  const newIdempotencyKey = options.newIdempotencyKey ?? randomUUID;
 
   const getOrder = defineTool({
     name: 'get_order',
@@ -68,8 +44,10 @@ export function ordersTools(db: Database) {
     output: order,
     errors: { ORDER_NOT_FOUND: { retryable: false, description: 'No order has this id' } },
     annotations: { readOnly: true },
-    handler: ({ orderId }, ctx) =>
-      load(orderId) ?? ctx.fail('ORDER_NOT_FOUND', `No order ${orderId}`),
+    handler: ({ orderId }, ctx) => {
+      const found = repo.getOrder(orderId);
+      return found ? toOrder(found) : ctx.fail('ORDER_NOT_FOUND', `No order ${orderId}`);
+    },
   });
 
   const listCustomerOrders = defineTool({
@@ -81,15 +59,19 @@ export function ordersTools(db: Database) {
       status: order.shape.status.optional(),
       limit: z.number().int().min(1).max(50).default(10),
     }),
-    output: z.object({ orders: z.array(order.omit({ items: true })) }),
+    output: z.object({ orders: z.array(orderSummary) }),
     annotations: { readOnly: true },
     handler: ({ customerId, status, limit }) => {
-      const rows = db
-        .prepare(
-          `SELECT id FROM orders WHERE customer_id = ? ${status ? 'AND status = ?' : ''} ORDER BY created_at DESC LIMIT ?`,
-        )
-        .all(...(status ? [customerId, status, limit] : [customerId, limit])) as { id: string }[];
-      return { orders: rows.map((r) => load(r.id)!) };
+      try {
+        const page = repo.listCustomerOrders(customerId, { limit, ...(status ? { status } : {}) });
+        return { orders: page.orders.map(toSummary) };
+      } catch (error) {
+        // The tool declares no errors: an unknown customer simply has no orders.
+        if (error instanceof OrdersError && error.code === 'CUSTOMER_NOT_FOUND') {
+          return { orders: [] };
+        }
+        throw asInvalidInput(error);
+      }
     },
   });
 
@@ -122,44 +104,71 @@ export function ordersTools(db: Database) {
     },
     annotations: { destructive: true, idempotent: true },
     handler: ({ orderId, amountCents, reason }, ctx) => {
-      // The gateway's idempotency key when there is one; else each call is its own refund.
-      const key = ctx.idempotencyKey
+      // The gateway's idempotency key, scoped to the caller as the SDK's own store scopes it,
+      // when there is one; else each call is its own refund. The SDK's store answers most
+      // repeats; the key in the database also covers repeats it no longer remembers.
+      const idempotencyKey = ctx.idempotencyKey
         ? `${ctx.caller?.sub ?? ''}:${ctx.idempotencyKey}`
-        : randomUUID();
-      return db.transaction(() => {
-        const existing = refundByKey.get(key) as
-          { id: string; order_id: string; amount_cents: number } | undefined;
-        if (existing) {
-          return {
-            refundId: existing.id,
-            orderId: existing.order_id,
-            amountCents: existing.amount_cents,
-            status: load(existing.order_id)!.status,
-          };
+        : newIdempotencyKey();
+      try {
+        const { refund, order: after } = repo.refundOrder({
+          orderId,
+          reason,
+          idempotencyKey,
+          ...(amountCents !== undefined ? { amountCents } : {}),
+        });
+        return {
+          refundId: refund.id,
+          orderId: refund.orderId,
+          amountCents: refund.amountCents,
+          status: after.status,
+        };
+      } catch (error) {
+        if (!(error instanceof OrdersError)) throw error;
+        switch (error.code) {
+          case 'ORDER_NOT_FOUND':
+          case 'ORDER_NOT_REFUNDABLE':
+            return ctx.fail(error.code, error.message);
+          case 'REFUND_EXCEEDS_BALANCE':
+            return ctx.fail(error.code, error.message, {
+              leftCents: error.details.balanceCents,
+            });
+          default:
+            throw asInvalidInput(error);
         }
-        const current = load(orderId) ?? ctx.fail('ORDER_NOT_FOUND', `No order ${orderId}`);
-        const left = current.total.amountCents - current.refundedCents;
-        if (['pending', 'cancelled', 'refunded'].includes(current.status) || left <= 0) {
-          ctx.fail(
-            'ORDER_NOT_REFUNDABLE',
-            `Order ${orderId} is ${current.status} and cannot be refunded`,
-          );
-        }
-        const amount = amountCents ?? left;
-        if (amount > left)
-          ctx.fail(
-            'REFUND_EXCEEDS_BALANCE',
-            `At most ${left} cents are left to refund on ${orderId}`,
-            { leftCents: left },
-          );
-        const refundId = `rf_${randomUUID().slice(0, 8)}`;
-        insertRefund.run(refundId, orderId, amount, reason, key, new Date().toISOString());
-        const status = amount === left ? 'refunded' : current.status;
-        setStatus.run(status, orderId);
-        return { refundId, orderId, amountCents: amount, status };
-      })();
+      }
     },
   });
 
   return [getOrder, listCustomerOrders, refundOrder];
+}
+
+function toSummary(o: OrderSummary): z.input<typeof orderSummary> {
+  return {
+    id: o.id,
+    customerId: o.customerId,
+    status: o.status,
+    total: { amountCents: o.totalCents, currency: o.currency },
+    refundedCents: o.refundedCents,
+    createdAt: o.createdAt,
+  };
+}
+
+function toOrder(o: RepoOrder): z.input<typeof order> {
+  return { ...toSummary(o), items: o.items };
+}
+
+/**
+ * The repository's argument errors (a key reused with other arguments, a blank reason) are the
+ * caller's to fix, as the SDK reports a key reused with other arguments: INVALID_INPUT.
+ * Anything else is left to become INTERNAL.
+ */
+function asInvalidInput(error: unknown): unknown {
+  if (
+    error instanceof OrdersError &&
+    (error.code === 'INVALID_ARGUMENT' || error.code === 'IDEMPOTENCY_KEY_CONFLICT')
+  ) {
+    return new ToolSdkError('INVALID_INPUT', error.message, { cause: error });
+  }
+  return error;
 }

@@ -7,6 +7,9 @@ import { z } from 'zod';
 import { CALL_TOKEN_ALGORITHMS, SERVER_ID_PATTERN } from '@keel/tool-sdk/contract';
 
 const ms = z.number().int().nonnegative();
+/** The message of every server-id field: what is wrong and what to write (DESIGN.md section 2). */
+const SERVER_ID_MESSAGE = 'is not a valid server id — use [a-z][a-z0-9-]{0,19}, no "_"';
+const serverId = z.string().regex(SERVER_ID_PATTERN, SERVER_ID_MESSAGE);
 const positiveMs = z.number().int().positive();
 
 /** Retry with exponential backoff and full jitter. */
@@ -75,7 +78,7 @@ export const toolOverrideSchema = z.strictObject({
   /** Safe to run twice (idempotent or read-only): retried after a lost reply, may fall back. */
   idempotent: z.boolean().optional(),
   /** Alternate logical servers, in order; each must serve a tool of the same name. */
-  fallbacks: z.array(z.string().regex(SERVER_ID_PATTERN)).optional(),
+  fallbacks: z.array(serverId).optional(),
 });
 export type ToolOverride = z.infer<typeof toolOverrideSchema>;
 
@@ -93,13 +96,13 @@ export type UpstreamAuth = z.infer<typeof upstreamAuthSchema>;
 /** One logical tool server. */
 export const serverSchema = z.strictObject({
   /** Also the audience of its call tokens. */
-  id: z.string().regex(SERVER_ID_PATTERN, 'a server id is [a-z][a-z0-9-]{0,19} (no "_")'),
+  id: serverId,
   /** Replica URLs of its Streamable HTTP endpoint. */
   urls: z.array(z.url({ protocol: /^https?$/ })).min(1),
   auth: upstreamAuthSchema.default({ mode: 'keel-jwt' }),
   policies: policiesSchema.default(policiesSchema.parse({})),
   /** Fallbacks for every tool of this server (a tool's own list wins). */
-  fallbacks: z.array(z.string().regex(SERVER_ID_PATTERN)).default([]),
+  fallbacks: z.array(serverId).default([]),
   /** Per-tool overrides, keyed by the upstream (unprefixed) tool name. */
   tools: z.record(z.string(), toolOverrideSchema).default({}),
   /** What a changed tool definition does: take it (`accept`) or hold it until approved. */
@@ -110,13 +113,20 @@ export type ServerConfig = z.infer<typeof serverSchema>;
 /** An inbound credential: an API key (IDEs, agents) or a service principal (orchestrator). */
 export const principalSchema = z
   .strictObject({
-    id: z.string().min(1).max(100),
+    /** Also the `sub` of its calls (unless a service passes an end user): printable, no spaces. */
+    id: z
+      .string()
+      .max(100)
+      .regex(/^[\x21-\x7e]+$/, 'is not a valid principal id — use printable ASCII without spaces'),
     /** `apiKey` callers act as themselves; `service` callers may pass end-user `_meta`. */
     kind: z.enum(['apiKey', 'service']).default('apiKey'),
     /** sha256 hex of the key, so the file holds no secret... */
     keySha256: z
       .string()
-      .regex(/^[0-9a-f]{64}$/, 'sha256 hex: 64 lowercase hex digits')
+      .regex(
+        /^[0-9a-f]{64}$/,
+        'is not a sha256 hex digest — write 64 lowercase hex digits (printf %s "$KEY" | sha256sum)',
+      )
       .optional(),
     /** ...or the name of an environment variable holding the key. */
     keyEnv: z.string().min(1).optional(),
@@ -128,14 +138,18 @@ export const principalSchema = z
       .optional(),
   })
   .refine((p) => (p.keySha256 === undefined) !== (p.keyEnv === undefined), {
-    message: 'set exactly one of keySha256 or keyEnv',
+    message:
+      'set exactly one of keySha256 or keyEnv — keySha256: sha256 hex of the key; keyEnv: the environment variable holding the key',
   });
 export type PrincipalConfig = z.infer<typeof principalSchema>;
 
 /** A signing key. The first key without `publishOnly` signs; all are published in the JWKS. */
 export const signingKeySchema = z
   .strictObject({
-    kid: z.string().min(1).max(100),
+    kid: z
+      .string()
+      .max(100)
+      .regex(/^[\x21-\x7e]+$/, 'is not a valid key id — use printable ASCII without spaces'),
     /** PEM (PKCS#8) file of the private key... */
     privateKeyFile: z.string().min(1).optional(),
     /** ...or an environment variable holding the PEM. */
@@ -144,7 +158,8 @@ export const signingKeySchema = z
     publishOnly: z.boolean().default(false),
   })
   .refine((k) => (k.privateKeyFile === undefined) !== (k.privateKeyEnv === undefined), {
-    message: 'set exactly one of privateKeyFile or privateKeyEnv',
+    message:
+      'set exactly one of privateKeyFile or privateKeyEnv — a PKCS#8 PEM file (relative to the config file), or an environment variable holding the PEM',
   });
 export type SigningKeyConfig = z.infer<typeof signingKeySchema>;
 

@@ -7,6 +7,7 @@ import { createToolServer } from '../http/tool-server.js';
 import { createTestSigner } from '../test-kit/index.js';
 import { createRedisClient, redisReady } from './redis-client.js';
 import { createRedisReplayStore } from './redis-replay-store.js';
+import { post, runLimited, toolCallBody } from '../http/__fixtures__/loopback.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const logger = pino({ level: 'silent' });
@@ -14,7 +15,7 @@ const clients: { disconnect(): void }[] = [];
 afterAll(() => clients.forEach((c) => c.disconnect()));
 
 describe('Redis replay store', () => {
-  it('S05 a request replayed 200x across two replicas sharing Redis runs exactly once', async () => {
+  it('S05 a signed request replayed 1,000x across two replicas on loopback sharing Redis runs exactly once', async () => {
     const spy = vi.fn();
     const tool = defineTool({
       name: 'charge',
@@ -30,40 +31,36 @@ describe('Redis replay store', () => {
     const redisClients = [createRedisClient(REDIS_URL), createRedisClient(REDIS_URL)];
     clients.push(...redisClients);
     await Promise.all(redisClients.map((c) => redisReady(c)));
-    const replicas = redisClients.map((redis) => {
-      return createToolServer({
+    const replicas = redisClients.map((redis) =>
+      createToolServer({
         id: audience,
         tools: [tool],
         auth: signer.auth,
         logger,
         stores: { replay: createRedisReplayStore(redis, audience) },
-      });
-    });
-    const body = JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: { name: 'charge', arguments: { amount: 5 } },
-    });
-    const token = await signer.sign(body, { aud: audience });
-    const statuses = await Promise.all(
-      Array.from({ length: 200 }, (_, i) =>
-        replicas[i % 2]!.fetch(
-          new Request('http://localhost/mcp', {
-            method: 'POST',
-            headers: {
-              authorization: `Bearer ${token}`,
-              'content-type': 'application/json',
-              accept: 'application/json',
-            },
-            body,
-          }),
-        ).then((r) => r.status),
-      ),
+      }),
     );
-    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
-    expect(statuses.filter((s) => s === 401)).toHaveLength(199);
-    expect(spy).toHaveBeenCalledTimes(1);
+    const urls = await Promise.all(replicas.map(async (r) => (await r.listen(0)).url));
+    try {
+      const body = toolCallBody('charge', { amount: 5 });
+      const token = await signer.sign(body, { aud: audience });
+      // 20 in flight at a time, alternating replicas, so both race for the one claim.
+      const replies = await runLimited(1_000, 20, (i) => post(urls[i % 2]!, body, token));
+      expect(replies.filter((r) => r.status === 200)).toHaveLength(1);
+      const refused = replies.filter((r) => r.status === 401);
+      expect(refused).toHaveLength(999);
+      expect(new Set(refused.map((r) => r.body.error?.data?.details?.reason))).toEqual(
+        new Set(['token replayed']),
+      );
+      // Each replica refused at least 499 of its 500: the claim is shared, not per process.
+      for (const replica of [0, 1]) {
+        const mine = replies.filter((r, i) => i % 2 === replica && r.status === 401);
+        expect(mine.length).toBeGreaterThanOrEqual(499);
+      }
+      expect(spy).toHaveBeenCalledTimes(1);
+    } finally {
+      await Promise.all(replicas.map((r) => r.close({ graceMs: 1_000 })));
+    }
   });
 
   it('fails closed (503, retryable) when Redis is unreachable', async () => {

@@ -3,6 +3,7 @@
  * (`servers[1].urls[0]`), what is wrong, and what to write instead.
  */
 import type { z } from 'zod';
+import { SERVER_ID_PATTERN } from '@keel/tool-sdk/contract';
 
 /** A path into the config document: object keys and list indexes. */
 export type ConfigPath = ReadonlyArray<string | number>;
@@ -153,6 +154,13 @@ function zodIssueMessage(issue: z.core.$ZodIssue, path: ConfigPath): string {
     case 'invalid_format':
       if (issue.format === 'url') {
         return `${describeValue(input, path)} is not an http(s) URL — use e.g. http://127.0.0.1:7101/mcp`;
+      }
+      if (
+        issue.format === 'regex' &&
+        'pattern' in issue &&
+        issue.pattern === String(SERVER_ID_PATTERN)
+      ) {
+        return `${describeValue(input, path)} is not a valid server id — use [a-z][a-z0-9-]{0,19}, no "_"`;
       }
       return `${describeValue(input, path)} ${issue.message}`;
     case 'too_small':

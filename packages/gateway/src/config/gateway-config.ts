@@ -7,9 +7,10 @@ import { z } from 'zod';
 import { CALL_TOKEN_ALGORITHMS, SERVER_ID_PATTERN } from '@keel/tool-sdk/contract';
 
 const ms = z.number().int().nonnegative();
-/** The message of every server-id field: what is wrong and what to write (DESIGN.md section 2). */
-const SERVER_ID_MESSAGE = 'is not a valid server id — use [a-z][a-z0-9-]{0,19}, no "_"';
-const serverId = z.string().regex(SERVER_ID_PATTERN, SERVER_ID_MESSAGE);
+/** A server id (DESIGN.md section 2); config files show the fix beside the bad value. */
+const serverId = z
+  .string()
+  .regex(SERVER_ID_PATTERN, 'a server id is [a-z][a-z0-9-]{0,19} (no "_")');
 const positiveMs = z.number().int().positive();
 
 /** Retry with exponential backoff and full jitter. */

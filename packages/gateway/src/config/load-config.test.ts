@@ -183,6 +183,18 @@ describe('S15 bad gateway.yaml files: start-up refuses with the file, the field 
     );
   });
 
+  it('S15 a YAML alias bomb', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (let i = 0; i < 8; i++) {
+      const prev = String.fromCharCode(97 + i);
+      const next = String.fromCharCode(98 + i);
+      bomb.push(`${next}: &${next} [${Array(9).fill(`*${prev}`).join(', ')}]`);
+    }
+    expect(problem(bomb.join('\n'))).toBe(
+      'gateway.yaml: too many YAML alias expansions — write the values out, or use fewer aliases',
+    );
+  });
+
   it('S15 a URL that is not http(s)', () => {
     const message = problem(
       minimal('  - id: a\n    urls: [http://a/mcp]\n  - id: b\n    urls: ["ftp://b/mcp"]\n'),

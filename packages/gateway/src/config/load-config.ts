@@ -129,7 +129,18 @@ export function parseGatewayConfig(
     return offset === undefined ? undefined : lineCounter.linePos(offset).line;
   };
 
-  let raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    // yaml refuses alias bombs (a few lines expanding to millions of nodes) here.
+    throw invalid(file, [
+      {
+        path: '',
+        message: 'too many YAML alias expansions — write the values out, or use fewer aliases',
+      },
+    ]);
+  }
   if (raw === null || raw === undefined) raw = {};
   if (!isPlainObject(raw)) {
     throw invalid(file, [

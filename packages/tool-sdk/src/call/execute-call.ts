@@ -234,7 +234,11 @@ function capContent(content: ContentBlock[], maxBytes: number): CallToolResult {
     }
     truncated = true;
     if (block.type === 'text' && budget > 0) {
-      out.push({ ...block, text: Buffer.from(block.text).subarray(0, budget).toString('utf8') });
+      // Cut on a UTF-8 boundary: never half a character, never over the cap.
+      const bytes = Buffer.from(block.text);
+      let end = budget;
+      while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+      out.push({ ...block, text: bytes.subarray(0, end).toString('utf8') });
     }
     break;
   }

@@ -65,7 +65,8 @@ export function fromNodeRequest(
     signal: controller.signal,
     readBody: async () => {
       try {
-        return await readBody(req, options.maxBodyBytes);
+        // Keep the socket open when the cap is hit, so the 413 still reaches the client.
+        return await readBody(req.iterator({ destroyOnReturn: false }), options.maxBodyBytes);
       } finally {
         clearTimeout(timer);
       }
@@ -77,12 +78,29 @@ export function fromNodeRequest(
 export function writeNodeResponse(response: Response, res: ServerResponse): void {
   res.statusCode = response.status;
   response.headers.forEach((value, key) => res.setHeader(key, value));
-  if (response.status === 413) res.setHeader('connection', 'close');
+  if (response.status === 413) lingeringClose(res);
   if (!response.body) {
     res.end();
     return;
   }
   Readable.fromWeb(response.body as WebReadableStream).pipe(res);
+}
+
+/**
+ * After a refused body the rest of the upload is unread: end our side once the reply is
+ * written, and destroy the socket if the client has not closed it within 2 s. Closing at once
+ * would reset the connection and the client could lose the 413. (No `Connection: close`
+ * header either: with it Node destroys the socket as soon as the reply is written.)
+ */
+function lingeringClose(res: ServerResponse): void {
+  const socket = res.socket;
+  if (!socket) return;
+  res.once('finish', () => {
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), 2_000);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
 }
 
 async function* emptyBody(): AsyncIterable<Uint8Array> {}

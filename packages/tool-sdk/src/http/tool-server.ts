@@ -484,8 +484,14 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
         allowedHosts = [...LOCAL_HOST_NAMES];
       }
       return new Promise((resolve, reject) => {
-        const server = createServer((req, res) => void serveNode(req, res));
-        server.requestTimeout = limits.requestTimeoutMs;
+        const server = createServer(
+          {
+            requestTimeout: limits.requestTimeoutMs,
+            headersTimeout: limits.requestTimeoutMs,
+            connectionsCheckingInterval: Math.min(1_000, limits.requestTimeoutMs),
+          },
+          (req, res) => void serveNode(req, res),
+        );
         server.on('error', reject);
         server.listen(port, host, () => {
           httpServer = server;

@@ -4,7 +4,7 @@
 //   2. the gateway (development auth, namespacing `auto`) fronting a fixture server that
 //      verifies the gateway's signed call tokens against its JWKS.
 // `node scripts/conformance.mjs [tool-sdk|gateway]` runs one of them.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,9 +50,13 @@ function freePort() {
   });
 }
 
-function suite(url, baseline, label) {
+/**
+ * Run the suite. Async on purpose: the servers' stdout pipes are drained by this process, and a
+ * blocked event loop (spawnSync) would let a chatty server fill its pipe and stall.
+ */
+async function suite(url, baseline, label) {
   console.log(`conformance: ${label} at ${url}`);
-  const result = spawnSync(
+  const child = spawn(
     'npx',
     [
       '-y',
@@ -70,21 +74,26 @@ function suite(url, baseline, label) {
     {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
-      encoding: 'utf8',
-      timeout: 600_000,
+      detached: true,
       // The suite needs Node 22; the repo's engine-strict is for our own packages only.
       env: { ...process.env, npm_config_engine_strict: 'false' },
     },
   );
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk) => (output += chunk));
+  // Kill the whole group (npx and the Node 22 it starts) if the suite outlives 10 minutes.
+  const timer = setTimeout(() => process.kill(-child.pid, 'SIGKILL'), 600_000);
+  const status = await new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+  clearTimeout(timer);
   // Baseline scenarios count as failed in the suite's own total; say what they are instead, so a
   // log reader (or CI) does not take expected, documented gaps for failures.
   process.stdout.write(
-    (result.stdout ?? '').replace(
+    output.replace(
       /^Total: (\d+) passed, (\d+) failed$/m,
       `Total: $1 scenarios passed; $2 not covered by design (listed with reasons in ${baseline})`,
     ),
   );
-  return result.status ?? 1;
+  return status;
 }
 
 async function toolSdk() {
@@ -94,7 +103,11 @@ async function toolSdk() {
     /^(http\S+)$/m,
     'fixture server',
   );
-  const status = suite(fixtures.url, 'packages/tool-sdk/conformance-baseline.yml', 'tool-sdk');
+  const status = await suite(
+    fixtures.url,
+    'packages/tool-sdk/conformance-baseline.yml',
+    'tool-sdk',
+  );
   fixtures.child.kill('SIGTERM');
   return status;
 }
@@ -131,7 +144,7 @@ async function gateway() {
     /listening on (http\S+)"/,
     'gateway',
   );
-  const status = suite(gw.url, 'packages/gateway/conformance-baseline.yml', 'gateway');
+  const status = await suite(gw.url, 'packages/gateway/conformance-baseline.yml', 'gateway');
   gw.child.kill('SIGTERM');
   fixtures.child.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });

@@ -3,9 +3,12 @@
 // Starts each example server (orders, knowledge-base, express-mount) in development auth mode
 // (KEEL_AUTH=none: the Inspector sends no call token), runs `--method tools/list` and
 // `--method tools/call` against it, and checks the JSON the Inspector prints.
-// `node scripts/inspector-check.mjs [orders|knowledge-base|express-mount]` checks one of them.
+// The same checks run through the gateway in front of orders and knowledge-base.
+// `node scripts/inspector-check.mjs [orders|knowledge-base|express-mount|gateway]` checks one.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -82,13 +85,90 @@ const EXAMPLES = [
       },
     ],
   },
+  {
+    // The same Inspector, through the gateway: two example servers verify the gateway's signed
+    // call tokens against its JWKS; the gateway runs in development auth (the Inspector sends
+    // no API key) with the default `<serverId>__<tool>` names.
+    name: 'gateway',
+    start: startGateway,
+    tools: [
+      'orders__get_order',
+      'orders__list_customer_orders',
+      'orders__refund_order',
+      'kb__search_articles',
+      'kb__get_article',
+      'kb__reindex',
+    ],
+    calls: [
+      {
+        tool: 'orders__get_order',
+        args: { orderId: 'ord_1001' },
+        check: (s) => s.id === 'ord_1001' && s.customerId === 'cus_001',
+        show: (s) => `${s.id} ${s.status}, ${s.items.length} item(s)`,
+      },
+      {
+        tool: 'kb__search_articles',
+        args: { query: 'partial refund to the original payment method' },
+        check: (s) => s.hits[0]?.id === 'refund-policy',
+        show: (s) => s.hits.map((h) => h.id).join(', '),
+      },
+      {
+        tool: 'orders__get_order',
+        args: { orderId: 'ord_9999' },
+        error: 'ORDER_NOT_FOUND',
+      },
+    ],
+  },
 ];
 
-function start(example, port) {
-  const child = spawn(tsx, [example.main], {
+/** Two example servers that trust the gateway's JWKS, and the gateway in front of them. */
+async function startGateway() {
+  const gatewayPort = await freePort();
+  const trust = {
+    KEEL_AUTH: '',
+    KEEL_JWKS_URL: `http://127.0.0.1:${gatewayPort}/.well-known/jwks.json`,
+    KEEL_ISSUER: 'keel-gateway',
+  };
+  const orders = await start(EXAMPLES[0], 0, trust);
+  const kb = await start(EXAMPLES[1], 0, trust);
+  const dir = mkdtempSync(join(tmpdir(), 'keel-inspector-'));
+  const config = join(dir, 'gateway.yaml');
+  writeFileSync(
+    config,
+    [
+      'auth:',
+      '  development: true',
+      'servers:',
+      '  - id: orders',
+      `    urls: [${orders.url}]`,
+      '  - id: kb',
+      `    urls: [${kb.url}]`,
+      '',
+    ].join('\n'),
+  );
+  const gateway = await start(
+    {
+      name: 'gateway',
+      main: 'packages/gateway/src/cli.ts',
+      args: ['--config', config],
+      ready: /listening on (http\S+)"/,
+    },
+    gatewayPort,
+  );
+  return {
+    ...gateway,
+    stop: async () => {
+      await Promise.all([stop(gateway.child), stop(orders.child), stop(kb.child)]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function start(example, port, env = { KEEL_AUTH: 'none' }) {
+  const child = spawn(tsx, [example.main, ...(example.args ?? [])], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, KEEL_AUTH: 'none', PORT: String(port), HOST: '127.0.0.1' },
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
   });
   children.push(child);
   let out = '';
@@ -210,7 +290,9 @@ async function check(example) {
 
   let server;
   try {
-    server = await start(example, example.port ?? (await freePort()));
+    server = example.start
+      ? await example.start()
+      : await start(example, example.port ?? (await freePort()));
   } catch (error) {
     return [{ ok: false, label: `${example.name}: start`, detail: error.message, ms: 0 }];
   }
@@ -262,7 +344,7 @@ async function check(example) {
     });
   }
 
-  await stop(server.child);
+  await (server.stop ? server.stop() : stop(server.child));
   if (results.some((r) => !r.ok)) {
     console.log(`--- ${example.name} server log (tail)\n${server.log().slice(-4000)}`);
   }

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, Server } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { pino } from 'pino';
 import { createRedisClient, createToolServer, defineTool } from '@keel/tool-sdk';
@@ -25,6 +25,7 @@ describe('gateway (in-process, real tool servers, real Redis)', () => {
   let plain: Server;
   const seenCallers: Caller[] = [];
   const plainHeaders: IncomingHttpHeaders[] = [];
+  const plainTools: Array<{ name: string; inputSchema: { type: 'object' } }> = [];
 
   beforeAll(async () => {
     // Port of the gateway first: the tool server trusts its JWKS.
@@ -59,12 +60,32 @@ describe('gateway (in-process, real tool servers, real Redis)', () => {
     const ordersUrl = (await orders.listen(0)).url;
 
     // A third-party style server without auth that records what reaches it.
+    plainTools.push({ name: 'Echo Tool!', inputSchema: { type: 'object' } });
     plain = createServer((req, res) => {
       plainHeaders.push(req.headers);
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
-        const msg = JSON.parse(body) as { id?: number; method: string };
+        const msg = JSON.parse(body) as {
+          id?: number;
+          method: string;
+          params?: { arguments?: { grow?: boolean } };
+        };
+        if (msg.method === 'tools/call' && msg.params?.arguments?.grow) {
+          // Grow the tool list and say so inside the reply's SSE stream, as stateful servers do.
+          plainTools.push({ name: 'added_later', inputSchema: { type: 'object' } });
+          res.setHeader('content-type', 'text/event-stream');
+          const event = (m: unknown) => `event: message\ndata: ${JSON.stringify(m)}\n\n`;
+          res.end(
+            event({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }) +
+              event({
+                jsonrpc: '2.0',
+                id: msg.id,
+                result: { content: [{ type: 'text', text: 'grown' }] },
+              }),
+          );
+          return;
+        }
         res.setHeader('content-type', 'application/json');
         if (msg.id === undefined) {
           res.statusCode = 202;
@@ -79,7 +100,7 @@ describe('gateway (in-process, real tool servers, real Redis)', () => {
                 serverInfo: { name: 'p', version: '1' },
               }
             : msg.method === 'tools/list'
-              ? { tools: [{ name: 'Echo Tool!', inputSchema: { type: 'object' } }] }
+              ? { tools: plainTools }
               : { content: [{ type: 'text', text: 'echoed' }] };
         res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
       });
@@ -190,6 +211,21 @@ describe('gateway (in-process, real tool servers, real Redis)', () => {
     });
     expect(seenCallers.at(-1)?.sub).toBe('alice-ide');
     expect(seenCallers.at(-1)?.tnt).toBeUndefined();
+  });
+
+  it('refreshes a server’s tools when it sends notifications/tools/list_changed', async () => {
+    const list = async () =>
+      ((await rpc(IDE_KEY, 'tools/list')).last.result.tools as Array<{ name: string }>).map(
+        (t) => t.name,
+      );
+    const echo = (await list()).find((n) => n.startsWith('plain__'))!;
+    expect(await list()).not.toContain('plain__added_later');
+    const reply = await rpc(IDE_KEY, 'tools/call', { name: echo, arguments: { grow: true } });
+    expect(reply.last.result.content[0].text).toBe('grown');
+    // No periodic refresh is due (catalog.refreshMs default): only the notification explains it.
+    await vi.waitFor(async () => expect(await list()).toContain('plain__added_later'), {
+      timeout: 5_000,
+    });
   });
 
   it('S04: never forwards the inbound Authorization upstream', async () => {

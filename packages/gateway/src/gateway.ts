@@ -171,6 +171,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     logger,
     now,
+    onToolsChanged: (serverId) => void refreshCatalog(serverId),
   });
 
   let closing = false;

@@ -58,6 +58,8 @@ export interface CallRouterDeps {
     context: { sub: string; tnt?: string; sid?: string; idk?: string },
   ): Credentials;
   metrics?: GatewayMetrics;
+  /** An upstream said its tool list changed (`notifications/tools/list_changed`). */
+  onToolsChanged?(serverId: string): void;
   logger: Logger;
   now?: () => number;
 }
@@ -212,7 +214,10 @@ export function createCallRouter(deps: CallRouterDeps): {
               ...(context.idempotencyKey !== undefined ? { idk: context.idempotencyKey } : {}),
             }),
             signal: info.signal,
-            onNotification: (n) => relay(n.method, n.params),
+            onNotification: (n) =>
+              n.method === 'notifications/tools/list_changed'
+                ? deps.onToolsChanged?.(info.serverId)
+                : relay(n.method, n.params),
             ...(traceparent ? { headers: { traceparent } } : {}),
           });
           throwIfRetryable(reply);

@@ -18,6 +18,7 @@ import {
 import type { EndpointRequest } from '@keel/tool-sdk/http';
 import { JWKS_PATH } from '@keel/tool-sdk/contract';
 import type { GatewayConfig, ServerConfig } from './config/gateway-config.js';
+import { mergePolicyDefaults } from './config/load-config.js';
 import { GatewayError } from './errors/gateway-error.js';
 import { createUpstreamClient } from './upstream/upstream-client.js';
 import type { Credentials, UpstreamMessage } from './upstream/upstream-client.js';
@@ -279,7 +280,25 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   const admin = createAdminApi({
-    registry,
+    // Servers registered at run time get `defaults.policies` like the ones in the file.
+    registry: {
+      list: () => registry.list(),
+      get: (id) => registry.get(id),
+      isStatic: (id) => registry.isStatic(id),
+      deregister: (id) => registry.deregister(id),
+      register: (input) =>
+        registry.register(
+          input !== null && typeof input === 'object' && !Array.isArray(input)
+            ? {
+                ...input,
+                policies: mergePolicyDefaults(
+                  config.defaults.policies,
+                  (input as { policies?: unknown }).policies,
+                ),
+              }
+            : input,
+        ),
+    },
     catalog,
     adminKey: config.auth.adminKeyEnv ? env[config.auth.adminKeyEnv] : undefined,
     newId,

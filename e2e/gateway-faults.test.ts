@@ -35,6 +35,7 @@ describe('gateway faults (real gateway process)', () => {
   let gateway: RunningProcess | undefined;
   let gatewayUrl = '';
   let orderReplicas: ExampleToolServer[] = [];
+  let frozenReplicas: ExampleToolServer[] = [];
 
   // S16
   let primaryProxy: FaultProxy;
@@ -166,10 +167,11 @@ describe('gateway faults (real gateway process)', () => {
       ]),
     );
 
-    orderReplicas = await Promise.all([
-      startExampleToolServer('orders', { KEEL_AUTH: 'none' }),
-      startExampleToolServer('orders', { KEEL_AUTH: 'none' }),
-    ]);
+    const replicas = await Promise.all(
+      Array.from({ length: 4 }, () => startExampleToolServer('orders', { KEEL_AUTH: 'none' })),
+    );
+    orderReplicas = replicas.slice(0, 2);
+    frozenReplicas = replicas.slice(2);
 
     const retryFast = { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 };
     const config = {
@@ -218,6 +220,18 @@ describe('gateway faults (real gateway process)', () => {
           policies: { deadlineMs: 5_000, attemptTimeoutMs: 1_000, retry: retryFast },
           tools: { get_order: { idempotent: true } },
         },
+        {
+          id: 'frozen',
+          urls: frozenReplicas.map((replica) => replica.url),
+          auth: { mode: 'none' },
+          policies: {
+            deadlineMs: 5_000,
+            attemptTimeoutMs: 1_000,
+            retry: retryFast,
+            breaker: { consecutiveFailures: 2, halfOpenAfterMs: 30_000 },
+          },
+          tools: { get_order: { idempotent: true } },
+        },
       ],
     };
     const configPath = join(dir, 'gateway.yaml');
@@ -235,7 +249,8 @@ describe('gateway faults (real gateway process)', () => {
 
   afterAll(async () => {
     await gateway?.stop({ graceMs: 1_000 });
-    await Promise.all(orderReplicas.map((replica) => replica.stop()));
+    // stop() also sends SIGCONT, so a frozen replica ends too.
+    await Promise.all([...orderReplicas, ...frozenReplicas].map((replica) => replica.stop()));
     await Promise.all(proxies.map((proxy) => proxy.close()));
     await Promise.all(toolServers.map((server) => server.close({ graceMs: 100 })));
     if (flaky) {
@@ -431,5 +446,30 @@ describe('gateway faults (real gateway process)', () => {
     expect(failures).toEqual([]);
     expect(ok).toBeGreaterThan(20);
     expect(okAfterKill).toBeGreaterThan(10);
+  });
+
+  it('S21: SIGSTOP of one of two replicas → attempt timeouts, then calls go to the healthy one', async () => {
+    const [frozen] = frozenReplicas;
+    for (let i = 0; i < 4; i++) {
+      expect((await call('frozen__get_order', { orderId: 'ord_1001' })).isError).not.toBe(true);
+    }
+    frozen!.process.kill('SIGSTOP');
+    const latencies: number[] = [];
+    const failures: string[] = [];
+    const until = performance.now() + 4_000;
+    while (performance.now() < until) {
+      const started = performance.now();
+      const result = await call('frozen__get_order', { orderId: 'ord_1001' });
+      latencies.push(performance.now() - started);
+      if (result.isError) failures.push(JSON.stringify(result));
+    }
+    frozen!.process.kill('SIGCONT');
+    expect(failures).toEqual([]);
+    // The frozen replica cost an attempt timeout (1000 ms) at first...
+    expect(latencies.slice(0, 3).some((ms) => ms >= 900)).toBe(true);
+    // ...then its breaker and the health checks keep calls on the healthy replica.
+    const tail = latencies.slice(-5);
+    expect(tail).toHaveLength(5);
+    for (const ms of tail) expect(ms).toBeLessThan(600);
   });
 });

@@ -39,6 +39,19 @@ function start(args, env, pattern, name) {
   });
 }
 
+/** SIGTERM and wait: tsx relays it to the Node it runs; a SIGKILL at exit would orphan that. */
+function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -108,7 +121,7 @@ async function toolSdk() {
     'packages/tool-sdk/conformance-baseline.yml',
     'tool-sdk',
   );
-  fixtures.child.kill('SIGTERM');
+  await stop(fixtures.child);
   return status;
 }
 
@@ -145,8 +158,7 @@ async function gateway() {
     'gateway',
   );
   const status = await suite(gw.url, 'packages/gateway/conformance-baseline.yml', 'gateway');
-  gw.child.kill('SIGTERM');
-  fixtures.child.kill('SIGTERM');
+  await Promise.all([stop(gw.child), stop(fixtures.child)]);
   rmSync(dir, { recursive: true, force: true });
   return status;
 }

@@ -37,12 +37,12 @@ describe('createSseWriter', () => {
     expect(DONE_FRAME).toBe('data: [DONE]\n\n');
   });
 
-  it('writes `: keep-alive` comments every 15 s by default while idle', () => {
+  it('writes `: ping` comments every 15 s by default while idle', () => {
     const { out, sse } = setup();
     vi.advanceTimersByTime(14_999);
     expect(out).toEqual([]);
     vi.advanceTimersByTime(1);
-    expect(out).toEqual([': keep-alive\n\n']);
+    expect(out).toEqual([': ping\n\n']);
     vi.advanceTimersByTime(30_000);
     expect(out).toEqual([HEARTBEAT_FRAME, HEARTBEAT_FRAME, HEARTBEAT_FRAME]);
     sse.done();

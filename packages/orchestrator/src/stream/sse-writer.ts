@@ -13,7 +13,7 @@ export const UI_MESSAGE_STREAM_HEADERS: Readonly<Record<string, string>> = Objec
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
 /** The SSE comment sent while idle; clients ignore comments, proxies see traffic. */
-export const HEARTBEAT_FRAME = ': keep-alive\n\n';
+export const HEARTBEAT_FRAME = ': ping\n\n'; // DESIGN.md section 6
 export const DONE_FRAME = 'data: [DONE]\n\n';
 
 type IntervalHandle = unknown;

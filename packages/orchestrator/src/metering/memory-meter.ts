@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import type {
   BudgetKind,
-  BudgetLimits,
   Meter,
   MeterScope,
   ModelUsage,

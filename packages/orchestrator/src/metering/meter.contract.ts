@@ -184,6 +184,18 @@ export function meterContract(
       expect(await used('session')).toBeCloseTo(0.25, 9);
     });
 
+    it('only the lapsed hold is dropped; a younger hold stays held', async () => {
+      const { meter, scope, used, clock } = await setup();
+      await reserveOk(meter, scope(), {}, 0.5);
+      clock.advance(HOLD_TTL_MS / 2);
+      const young = await reserveOk(meter, scope(), {}, 0.3);
+      clock.advance(HOLD_TTL_MS / 2 + 1);
+      expect(await used('session')).toBeCloseTo(0.3, 9);
+      expect(await used('tenant-month')).toBeCloseTo(0.3, 9);
+      await meter.release(young);
+      expect(await used('session')).toBe(0);
+    });
+
     it('counts money in whole micro-dollars: 1,000 settles of $0.001 spend exactly $1', async () => {
       const { meter, scope } = await setup();
       for (let i = 0; i < 1_000; i++) {

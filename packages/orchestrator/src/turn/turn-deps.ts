@@ -1,0 +1,106 @@
+/**
+ * What a turn needs from the rest of the orchestrator, as narrow interfaces so the loop can be
+ * tested with the in-memory stores and a scripted model, and run in production with Redis,
+ * the provider SDKs and the gateway.
+ */
+import type { KeelError } from '@keel/tool-sdk/contract';
+import type { Logger } from 'pino';
+import type { ModelEntry, ModelsConfig } from '../config/models-config.js';
+import type { ToolGateway } from '../gateway-client/tool-gateway.js';
+import type { BudgetLimits, Meter } from '../metering/meter.js';
+import type {
+  ModelEvent,
+  ModelMessage,
+  ModelRequest,
+  ModelToolSpec,
+} from '../providers/model-provider.js';
+import type { SessionStore, TurnStreamStore } from '../sessions/session-store.js';
+import type { SpanKind, TraceStore, TurnTrace } from '../traces/trace.js';
+
+/** One provider attempt of a model step (a fallback makes several). */
+export interface ModelAttempt {
+  readonly provider: string;
+  readonly model: string;
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly error?: KeelError;
+}
+
+/** A model step in flight: its events, then which entry served it and the attempts made. */
+export interface ModelStepCall {
+  readonly events: AsyncIterable<ModelEvent>;
+  served(): ModelEntry | undefined;
+  attempts(): readonly ModelAttempt[];
+}
+
+/** Streams one step from a model alias (with fallback across the alias's entries). */
+export type CallModel = (alias: string, request: ModelRequest) => ModelStepCall;
+
+/** The trace of one turn being recorded. */
+export interface TurnTraceRecorder {
+  readonly traceId: string;
+  traceparent(spanId: string): string;
+  startSpan(
+    kind: SpanKind,
+    name: string,
+    options?: {
+      parentSpanId?: string;
+      attributes?: Record<string, string | number | boolean | string[]>;
+      payload?: Record<string, unknown>;
+    },
+  ): string;
+  setAttributes(
+    spanId: string,
+    attributes: Record<string, string | number | boolean | string[]>,
+  ): void;
+  setPayload(spanId: string, key: string, value: unknown): void;
+  endSpan(
+    spanId: string,
+    result: {
+      status: 'ok' | 'error';
+      error?: { code: string; message: string; retryable: boolean };
+    },
+  ): void;
+  finish(status: TurnTrace['status']): void;
+  snapshot(): TurnTrace;
+}
+
+export interface NewTraceInput {
+  readonly sessionId: string;
+  readonly turnId: string;
+  readonly owner: { user: string; tenant: string };
+  readonly parentTraceparent?: string;
+}
+
+export interface TurnEnvironment {
+  readonly sessions: SessionStore;
+  readonly streams: TurnStreamStore;
+  readonly meter: Meter;
+  readonly traces: TraceStore;
+  readonly gateway: ToolGateway;
+  readonly callModel: CallModel;
+  readonly models: ModelsConfig;
+  /** Per user per day and per tenant per month; the agent's `limits.budgetUsd` is per session. */
+  readonly budgets: Pick<BudgetLimits, 'userDayUsd' | 'tenantMonthUsd'>;
+  estimateTokens(request: Pick<ModelRequest, 'system' | 'messages' | 'tools'>): number;
+  /** Cuts what the model sees to its window (oldest first out); the stored history is untouched. */
+  fitToWindow(
+    messages: readonly ModelMessage[],
+    window: { contextWindow: number; maxOutputTokens: number; systemAndToolsTokens: number },
+  ): ModelMessage[];
+  newTrace(input: NewTraceInput): TurnTraceRecorder;
+  /** OTLP export of finished traces, when configured. */
+  exportTrace?(trace: TurnTrace): Promise<void>;
+  readonly logger: Logger;
+  now(): number;
+  newId(): string;
+  /** Turn lock TTL; renewed every third of it. Default 30 s. */
+  readonly lockTtlMs?: number;
+  /** How many stored messages a turn reads (the model window is cut from these). Default 200. */
+  readonly historyLimit?: number;
+  /** Injected timers (tests). */
+  setInterval?(fn: () => void, ms: number): unknown;
+  clearInterval?(handle: unknown): void;
+}
+
+export type { ModelToolSpec };

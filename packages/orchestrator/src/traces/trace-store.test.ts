@@ -157,8 +157,8 @@ describe('memory trace store', () => {
     const store = createMemoryTraceStore();
     const t = trace('s1', Date.now());
     await store.save(t);
-    const read = (await store.get(t.traceId)) as { spans: unknown[] };
-    read.spans.length = 0;
+    const read = (await store.get(t.traceId))!;
+    (read.spans as unknown[]).length = 0;
     expect((await store.get(t.traceId))!.spans).toHaveLength(1);
   });
 });

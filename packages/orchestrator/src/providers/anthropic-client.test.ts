@@ -1,0 +1,279 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLocalModelServer } from '../testing/local-model-server.js';
+import type { LocalModelScript, LocalModelServer } from '../testing/local-model-server.js';
+import { createAnthropicClient, toAnthropicMessages } from './anthropic-client.js';
+import { ModelCallError } from './model-provider.js';
+import type { ModelClient, ModelEvent, ModelRequest } from './model-provider.js';
+
+const servers: LocalModelServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+async function start(script: LocalModelScript, chunkSize = 5): Promise<LocalModelServer> {
+  const server = await createLocalModelServer({ script, chunkSize });
+  servers.push(server);
+  return server;
+}
+
+function client(server: LocalModelServer, model = 'claude-test'): ModelClient {
+  return createAnthropicClient({ model, apiKey: 'test-key', baseURL: server.anthropicBaseUrl });
+}
+
+const weatherTool = {
+  name: 'weather__get',
+  description: 'Weather for a city',
+  inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+};
+
+function request(overrides: Partial<ModelRequest> = {}): ModelRequest {
+  return {
+    system: 'Be brief.',
+    messages: [{ role: 'user', content: [{ type: 'text', text: 'Weather in Paris?' }] }],
+    tools: [],
+    maxOutputTokens: 200,
+    ...overrides,
+  };
+}
+
+async function collect(stream: AsyncIterable<ModelEvent>): Promise<ModelEvent[]> {
+  const events: ModelEvent[] = [];
+  for await (const event of stream) events.push(event);
+  return events;
+}
+
+describe('createAnthropicClient (real SDK, local model server)', () => {
+  it('streams text deltas and ends with one finish carrying the usage', async () => {
+    const server = await start([
+      { text: 'Hello from the local model.', usage: { inputTokens: 11, outputTokens: 7 } },
+    ]);
+    const events = await collect(client(server).stream(request()));
+    const deltas = events.filter((e) => e.type === 'text-delta');
+    expect(deltas.length).toBeGreaterThan(1);
+    expect(deltas.map((e) => e.text).join('')).toBe('Hello from the local model.');
+    expect(events.at(-1)).toEqual({
+      type: 'finish',
+      finishReason: 'stop',
+      usage: { inputTokens: 11, outputTokens: 7, cacheReadTokens: 0, cacheWriteTokens: 0 },
+    });
+    expect(events.filter((e) => e.type === 'finish')).toHaveLength(1);
+    expect(server.requests).toHaveLength(1);
+    expect(server.requests[0]).toMatchObject({
+      provider: 'anthropic',
+      model: 'claude-test',
+      stream: true,
+      messages: [
+        { role: 'system', text: 'Be brief.' },
+        { role: 'user', text: 'Weather in Paris?' },
+      ],
+    });
+    expect((server.requests[0]?.raw as { max_tokens: number }).max_tokens).toBe(200);
+  });
+
+  it('streams a tool call: start with id and name, argument deltas, then the parsed input', async () => {
+    const args = { city: 'Paris', units: { temperature: 'celsius' } };
+    const server = await start([
+      { text: 'Checking.', toolCalls: [{ name: 'weather__get', arguments: args }] },
+    ]);
+    const events = await collect(client(server).stream(request({ tools: [weatherTool] })));
+    const start0 = events.find((e) => e.type === 'tool-call-start');
+    expect(start0).toMatchObject({ toolName: 'weather__get' });
+    const id = start0?.type === 'tool-call-start' ? start0.toolCallId : '';
+    expect(id).toMatch(/^toolu_/);
+    const deltas = events.filter((e) => e.type === 'tool-call-delta');
+    expect(deltas.length).toBeGreaterThan(1);
+    expect(deltas.every((e) => e.toolCallId === id)).toBe(true);
+    expect(JSON.parse(deltas.map((e) => e.inputTextDelta).join(''))).toEqual(args);
+    expect(events).toContainEqual({
+      type: 'tool-call',
+      toolCallId: id,
+      toolName: 'weather__get',
+      input: args,
+    });
+    expect(events.at(-1)).toMatchObject({ type: 'finish', finishReason: 'tool-calls' });
+    // start before deltas before the call
+    const order = events.map((e) => e.type);
+    expect(order.indexOf('tool-call-start')).toBeLessThan(order.indexOf('tool-call-delta'));
+    expect(order.lastIndexOf('tool-call-delta')).toBeLessThan(order.indexOf('tool-call'));
+    expect(server.requests[0]?.tools).toEqual([
+      {
+        name: 'weather__get',
+        description: 'Weather for a city',
+        parameters: weatherTool.inputSchema,
+      },
+    ]);
+  });
+
+  it('sends a tool-result round trip as tool_use / tool_result blocks with is_error', async () => {
+    const server = await start((req) =>
+      req.messages.some((m) => m.toolResults.length > 0)
+        ? { text: 'The tool failed.' }
+        : { toolCalls: [{ name: 'weather__get', arguments: { city: 'Paris' } }] },
+    );
+    const c = client(server);
+    const first = await collect(c.stream(request({ tools: [weatherTool] })));
+    const call = first.find((e) => e.type === 'tool-call');
+    if (call?.type !== 'tool-call') throw new Error('expected a tool call');
+    const errorJson = JSON.stringify({ code: 'UNAVAILABLE', message: 'down', retryable: true });
+    const second = await collect(
+      c.stream(
+        request({
+          tools: [weatherTool],
+          messages: [
+            ...request().messages,
+            {
+              role: 'assistant',
+              content: [
+                {
+                  type: 'tool-call',
+                  toolCallId: call.toolCallId,
+                  toolName: call.toolName,
+                  input: call.input,
+                },
+              ],
+            },
+            {
+              role: 'user',
+              content: [
+                {
+                  type: 'tool-result',
+                  toolCallId: call.toolCallId,
+                  toolName: call.toolName,
+                  content: errorJson,
+                  isError: true,
+                },
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    expect(
+      second
+        .filter((e) => e.type === 'text-delta')
+        .map((e) => e.text)
+        .join(''),
+    ).toBe('The tool failed.');
+    const sent = server.requests[1]?.messages ?? [];
+    expect(sent.find((m) => m.role === 'assistant')?.toolCalls).toEqual([
+      { id: call.toolCallId, name: 'weather__get', arguments: { city: 'Paris' } },
+    ]);
+    expect(sent.at(-1)?.toolResults).toEqual([
+      { toolCallId: call.toolCallId, content: errorJson, isError: true },
+    ]);
+  });
+
+  it('makes exactly one request on a 429 (SDK retries are off) and throws a transient RATE_LIMITED', async () => {
+    const server = await start([
+      { error: { status: 429, type: 'rate_limit_error', message: 'slow down', retryAfterS: 2 } },
+      { text: 'never reached' },
+    ]);
+    const error = await collect(client(server).stream(request())).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelCallError);
+    const failure = error as ModelCallError;
+    expect(failure.transient).toBe(true);
+    expect(failure.status).toBe(429);
+    expect(failure.keel).toMatchObject({
+      code: 'RATE_LIMITED',
+      retryable: true,
+      retryAfterMs: 2000,
+      details: { provider: 'anthropic', model: 'claude-test', status: 429 },
+    });
+    expect(failure.keel.message).not.toContain('test-key');
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('stops the stream when the signal aborts, surfacing the abort reason', async () => {
+    const server = await start([{ text: 'x'.repeat(400) }], 2);
+    const controller = new AbortController();
+    const events: ModelEvent[] = [];
+    const error = await (async () => {
+      for await (const event of client(server).stream(request({ signal: controller.signal }))) {
+        events.push(event);
+        if (events.length === 3) controller.abort(new Error('stop pressed'));
+      }
+    })().catch((e: unknown) => e);
+    expect(error).toBe(controller.signal.reason);
+    expect(events).toHaveLength(3);
+    expect(events.some((e) => e.type === 'finish')).toBe(false);
+  });
+
+  it('an already-aborted signal makes no request', async () => {
+    const server = await start([{ text: 'hi' }]);
+    const controller = new AbortController();
+    controller.abort();
+    await expect(
+      collect(client(server).stream(request({ signal: controller.signal }))),
+    ).rejects.toBe(controller.signal.reason);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it('sends thinking when configured, and re-sends its blocks ahead of the tool call they led to', async () => {
+    const server = await start((req) =>
+      req.messages.some((m) => m.toolResults.length > 0)
+        ? { text: 'Done.' }
+        : { toolCalls: [{ name: 'weather__get', arguments: { city: 'Paris' } }] },
+    );
+    const c = createAnthropicClient({
+      model: 'claude-test',
+      apiKey: 'k',
+      baseURL: server.anthropicBaseUrl,
+      thinking: { budgetTokens: 2048 },
+    });
+    await collect(c.stream(request({ maxOutputTokens: 4096 })));
+    expect((server.requests[0]?.raw as { thinking?: unknown }).thinking).toEqual({
+      type: 'enabled',
+      budget_tokens: 2048,
+    });
+    // A budget that does not fit under max_tokens (min 1024) turns thinking off.
+    await collect(c.stream(request({ maxOutputTokens: 1000 })));
+    expect((server.requests[1]?.raw as { thinking?: unknown }).thinking).toBeUndefined();
+  });
+});
+
+describe('toAnthropicMessages', () => {
+  it('puts tool results before text, drops empty text, and inserts remembered thinking', () => {
+    const thinking = [{ type: 'thinking' as const, thinking: 'hmm', signature: 'sig' }];
+    const out = toAnthropicMessages(
+      [
+        {
+          role: 'assistant',
+          content: [
+            { type: 'text', text: '' },
+            { type: 'tool-call', toolCallId: 't1', toolName: 'a', input: { x: 1 } },
+          ],
+        },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'and also' },
+            {
+              type: 'tool-result',
+              toolCallId: 't1',
+              toolName: 'a',
+              content: '{"ok":true}',
+              isError: false,
+            },
+          ],
+        },
+      ],
+      (id) => (id === 't1' ? thinking : undefined),
+    );
+    expect(out).toEqual([
+      {
+        role: 'assistant',
+        content: [
+          { type: 'thinking', thinking: 'hmm', signature: 'sig' },
+          { type: 'tool_use', id: 't1', name: 'a', input: { x: 1 } },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 't1', content: '{"ok":true}', is_error: false },
+          { type: 'text', text: 'and also' },
+        ],
+      },
+    ]);
+  });
+});

@@ -15,7 +15,8 @@ import type {
   ModelToolSpec,
 } from '../providers/model-provider.js';
 import type { SessionStore, TurnStreamStore } from '../sessions/session-store.js';
-import type { SpanKind, TraceStore, TurnTrace } from '../traces/trace.js';
+import type { TraceStore, TurnTrace } from '../traces/trace.js';
+import type { TraceRecorder } from '../traces/trace-recorder.js';
 
 /** One provider attempt of a model step (a fallback makes several). */
 export interface ModelAttempt {
@@ -37,33 +38,7 @@ export interface ModelStepCall {
 export type CallModel = (alias: string, request: ModelRequest) => ModelStepCall;
 
 /** The trace of one turn being recorded. */
-export interface TurnTraceRecorder {
-  readonly traceId: string;
-  traceparent(spanId: string): string;
-  startSpan(
-    kind: SpanKind,
-    name: string,
-    options?: {
-      parentSpanId?: string;
-      attributes?: Record<string, string | number | boolean | string[]>;
-      payload?: Record<string, unknown>;
-    },
-  ): string;
-  setAttributes(
-    spanId: string,
-    attributes: Record<string, string | number | boolean | string[]>,
-  ): void;
-  setPayload(spanId: string, key: string, value: unknown): void;
-  endSpan(
-    spanId: string,
-    result: {
-      status: 'ok' | 'error';
-      error?: { code: string; message: string; retryable: boolean };
-    },
-  ): void;
-  finish(status: TurnTrace['status']): void;
-  snapshot(): TurnTrace;
-}
+export type TurnTraceRecorder = TraceRecorder;
 
 export interface NewTraceInput {
   readonly sessionId: string;

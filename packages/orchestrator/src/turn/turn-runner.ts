@@ -14,10 +14,11 @@ import {
   type AgentConfig,
   type AgentLimits,
 } from '../config/agent-config.js';
-import type { ModelEntry } from '../config/models-config.js';
+import type { ModelEntry, ModelPrices } from '../config/models-config.js';
+import { costOf, reservationFor } from '../metering/cost.js';
 import type { Principal } from '../auth/principal.js';
 import { ModelCallError, type ModelToolSpec } from '../providers/model-provider.js';
-import type { ModelUsage, Reservation } from '../metering/meter.js';
+import type { Reservation } from '../metering/meter.js';
 import { assembleUiMessage, type UiMessagePart } from '../stream/assemble-ui-message.js';
 import type { UiMessageChunk } from '../stream/ui-message-chunks.js';
 import { KEEL_DATA_PART_TYPES, type KeelMessageMetadata } from '../stream/keel-data-parts.js';
@@ -102,28 +103,15 @@ function keelErrorOf(error: unknown): ErrorBody {
   return { code: 'INTERNAL', message: 'The turn failed unexpectedly.', retryable: true };
 }
 
-function pricesMax(entries: readonly ModelEntry[]): { input: number; output: number } {
-  let input = 0;
-  let output = 0;
+/** The highest prices of an alias's entries: a reservation must cover whichever serves. */
+function pricesMax(entries: readonly ModelEntry[]): ModelPrices {
+  let inputPerMTok = 0;
+  let outputPerMTok = 0;
   for (const e of entries) {
-    input = Math.max(input, e.prices.inputPerMTok);
-    output = Math.max(output, e.prices.outputPerMTok);
+    inputPerMTok = Math.max(inputPerMTok, e.prices.inputPerMTok);
+    outputPerMTok = Math.max(outputPerMTok, e.prices.outputPerMTok);
   }
-  return { input, output };
-}
-
-/** USD of a model call from the served entry's prices (per million tokens). */
-export function costOfUsage(
-  entry: ModelEntry,
-  usage: Omit<ModelUsage, 'costUsd' | 'model' | 'provider'>,
-): number {
-  const p = entry.prices;
-  const cost =
-    usage.inputTokens * p.inputPerMTok +
-    usage.outputTokens * p.outputPerMTok +
-    usage.cacheReadTokens * (p.cacheReadPerMTok ?? p.inputPerMTok) +
-    usage.cacheWriteTokens * (p.cacheWritePerMTok ?? p.inputPerMTok);
-  return cost / 1_000_000;
+  return { inputPerMTok, outputPerMTok };
 }
 
 /** Replaces tool parts that share a toolCallId, appends the rest. */
@@ -428,8 +416,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     };
     const estimatedInput = env.estimateTokens(request);
     const prices = pricesMax(entries);
-    const reserveUsd =
-      (estimatedInput * prices.input + maxOutputTokens * prices.output) / 1_000_000;
+    const reserveUsd = reservationFor(prices, estimatedInput, maxOutputTokens);
 
     const stepSpan = trace.startSpan('step', `chat ${stepPlan.alias}`, {
       parentSpanId: turnSpan,
@@ -562,7 +549,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     await closeOpenParts();
 
     const served = call.served() ?? firstEntry;
-    const costUsd = costOfUsage(served, stepUsage);
+    const costUsd = costOf(served.prices, stepUsage);
     try {
       await env.meter.settle(reservation, {
         model: served.model,
@@ -795,7 +782,7 @@ async function routeMessage(
       ...(agent.limits.budgetUsd === undefined ? {} : { sessionUsd: agent.limits.budgetUsd }),
       ...env.budgets,
     },
-    (estimated * prices.input + 16 * prices.output) / 1_000_000,
+    reservationFor(prices, estimated, 16),
   );
   if (!reserved.ok) {
     trace.endSpan(span, {
@@ -816,7 +803,7 @@ async function routeMessage(
     trace.endSpan(span, { status: 'error', error: keelErrorOf(error) });
   }
   const served = call.served() ?? entries[0];
-  const costUsd = served === undefined ? 0 : costOfUsage(served, stepUsage);
+  const costUsd = served === undefined ? 0 : costOf(served.prices, stepUsage);
   await env.meter
     .settle(reserved.reservation, {
       model: served?.model ?? router.model,

@@ -24,7 +24,7 @@ const apiKeys: AuthConfig['apiKeys'] = [
 
 function warnings() {
   const lines: Array<{ obj: unknown; msg: string }> = [];
-  return { lines, logger: { warn: (obj: unknown, msg: string) => lines.push({ obj, msg }) } };
+  return { lines, logger: { warn: (obj: unknown, msg: string) => void lines.push({ obj, msg }) } };
 }
 
 async function rejection(promise: Promise<unknown>): Promise<AuthError> {

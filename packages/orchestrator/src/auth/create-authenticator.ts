@@ -7,7 +7,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createRemoteJWKSet, customFetch, errors as joseErrors, importSPKI, jwtVerify } from 'jose';
 import type { CryptoKey, JWTPayload, JWTVerifyGetKey } from 'jose';
-import type { Logger } from 'pino';
 import { AuthError } from './auth-error.js';
 import type { Authenticator, Principal } from './principal.js';
 
@@ -51,10 +50,15 @@ export interface AuthConfig {
   readonly dev?: { readonly user: string; readonly tenant: string };
 }
 
+/** The part of a logger (pino's shape) the authenticator uses. */
+export interface AuthLogger {
+  warn(fields: object, message: string): void;
+}
+
 /** Injected parts of {@link createAuthenticator}. */
 export interface AuthenticatorOptions {
   /** Receives the development-mode warning. The token or key is never logged. */
-  readonly logger?: Pick<Logger, 'warn'>;
+  readonly logger?: AuthLogger;
   /** Correlation ids of the errors; default random UUIDs. */
   readonly newCorrelationId?: () => string;
   /** The clock JWTs are checked against; default the system clock. */

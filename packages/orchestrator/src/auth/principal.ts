@@ -12,5 +12,7 @@ export interface Principal {
 
 /** Authenticates one request; throws an AuthError (UNAUTHENTICATED / FORBIDDEN) otherwise. */
 export interface Authenticator {
-  authenticate(headers: Readonly<Record<string, string | string[] | undefined>>): Promise<Principal>;
+  authenticate(
+    headers: Readonly<Record<string, string | string[] | undefined>>,
+  ): Promise<Principal>;
 }

@@ -259,6 +259,58 @@ describe('trace recorder redaction', () => {
     });
   });
 
+  it('redact.toolPayloads also hides tool data carried inside step prompts and responses', () => {
+    const { rec } = recorder({ redact: { prompts: false, toolPayloads: true } });
+    const step = rec.startSpan('step', 'chat', {
+      payload: {
+        system: 'sys',
+        messages: [
+          { role: 'user', content: [{ type: 'text', text: 'where is my order?' }] },
+          {
+            role: 'assistant',
+            content: [
+              {
+                type: 'tool-call',
+                toolCallId: 'c1',
+                toolName: 'orders__lookup',
+                input: { id: 'o-1' },
+              },
+            ],
+          },
+          {
+            role: 'tool',
+            content: [
+              {
+                type: 'tool-result',
+                toolCallId: 'c1',
+                toolName: 'orders__lookup',
+                content: '{"status":"shipped"}',
+                isError: false,
+              },
+            ],
+          },
+        ],
+      },
+    });
+    rec.setPayload(step, 'response', {
+      text: 'It shipped.',
+      toolCalls: [{ id: 'c2', name: 'orders__refund', input: { amount: 5 } }],
+    });
+    const payload = rec.snapshot().spans[0]!.payload!;
+    const json = JSON.stringify(payload);
+    expect(json).not.toContain('o-1');
+    expect(json).not.toContain('shipped\\"');
+    expect(json).not.toContain('amount');
+    // Prompts themselves stay, and so do the tool names and call ids.
+    expect(json).toContain('where is my order?');
+    expect(json).toContain('It shipped.');
+    expect(json).toContain('orders__refund');
+    expect(payload.response).toEqual({
+      text: 'It shipped.',
+      toolCalls: [{ id: 'c2', name: 'orders__refund', input: REDACTED }],
+    });
+  });
+
   it('both on: no prompt or tool payload text is left in the stored trace', () => {
     const { step, tool, approval } = recordTurn({ prompts: true, toolPayloads: true });
     const json = JSON.stringify([step, tool, approval]);

@@ -20,7 +20,11 @@ export interface TraceIdGenerator {
 export interface TraceRedaction {
   /** Redact prompts and model output: payload keys in {@link PROMPT_PAYLOAD_KEYS}. */
   readonly prompts: boolean;
-  /** Redact tool input and output: payload keys in {@link TOOL_PAYLOAD_KEYS} on tool-call and approval spans. */
+  /**
+   * Redact tool input and output: payload keys in {@link TOOL_PAYLOAD_KEYS} on tool-call and
+   * approval spans, and tool data nested in any payload (tool-call parts' `input`, tool-result
+   * parts' `content`, a step response's tool calls).
+   */
   readonly toolPayloads: boolean;
 }
 
@@ -113,6 +117,32 @@ export function parseTraceparent(
   return { traceId, spanId };
 }
 
+const MAX_REDACTION_DEPTH = 32;
+
+/**
+ * Copies `value` with every nested tool payload replaced by {@link REDACTED}: properties named
+ * in {@link TOOL_PAYLOAD_KEYS} (a tool-call part's `input`, a step response's tool calls) and
+ * the `content` of a `tool-result` part.
+ */
+function redactNestedToolData(value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  // Too deep to walk: hide it rather than risk leaking tool data.
+  if (depth >= MAX_REDACTION_DEPTH) return REDACTED;
+  if (Array.isArray(value)) return value.map((v: unknown) => redactNestedToolData(v, depth + 1));
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return value;
+  const record = value as Record<string, unknown>;
+  const isToolResult = record.type === 'tool-result';
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(record)) {
+    out[key] =
+      TOOL_PAYLOAD_KEYS.has(key) || (isToolResult && key === 'content')
+        ? REDACTED
+        : redactNestedToolData(v, depth + 1);
+  }
+  return out;
+}
+
 interface MutableSpan {
   spanId: string;
   parentSpanId?: string;
@@ -155,14 +185,12 @@ export function createTraceRecorder(options: TraceRecorderOptions): TraceRecorde
 
   const redacted = (kind: SpanKind, key: string, value: unknown): unknown => {
     if (redact.prompts && PROMPT_PAYLOAD_KEYS.has(key)) return REDACTED;
-    if (
-      redact.toolPayloads &&
-      (kind === 'tool-call' || kind === 'approval') &&
-      TOOL_PAYLOAD_KEYS.has(key)
-    ) {
+    if (!redact.toolPayloads) return value;
+    if ((kind === 'tool-call' || kind === 'approval') && TOOL_PAYLOAD_KEYS.has(key)) {
       return REDACTED;
     }
-    return value;
+    // Tool data also travels inside prompts and responses (tool-call parts, tool results).
+    return redactNestedToolData(value, 0);
   };
 
   // Tracing never fails a turn: calls about unknown spans are ignored.

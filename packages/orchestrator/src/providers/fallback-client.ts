@@ -82,6 +82,7 @@ export function streamWithFallback(
       const startMs = now();
       let firstEventMs: number | undefined;
       let iterator: AsyncIterator<ModelEvent> | undefined;
+      let failed = false;
       try {
         iterator = client.stream(request)[Symbol.asyncIterator]();
         for (;;) {
@@ -94,6 +95,7 @@ export function streamWithFallback(
           yield next.value;
         }
       } catch (error) {
+        failed = true;
         const endMs = now();
         const timing = {
           ...base,
@@ -115,13 +117,16 @@ export function streamWithFallback(
       } finally {
         // Closes the entry's stream (and its HTTP request) if the consumer stopped early.
         await iterator?.return?.();
+        // A finished stream, or one the consumer stopped reading: the attempt itself succeeded.
+        if (!failed) {
+          record({
+            ...base,
+            startMs,
+            endMs: now(),
+            ...(firstEventMs !== undefined ? { firstEventMs } : {}),
+          });
+        }
       }
-      record({
-        ...base,
-        startMs,
-        endMs: now(),
-        ...(firstEventMs !== undefined ? { firstEventMs } : {}),
-      });
       return;
     }
   }

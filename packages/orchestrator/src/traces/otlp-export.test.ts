@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTraceExporter, otlpHeaders, otlpTracesUrl } from './otlp-export.js';
 import { createTraceRecorder, type TraceIdGenerator } from './trace-recorder.js';
+import { TraceError } from './trace-error.js';
 import { GEN_AI, GEN_AI_OPERATIONS, KEEL_ATTRIBUTES } from './genai-attributes.js';
 
 interface Received {
@@ -240,9 +241,14 @@ describe('OTLP export', () => {
     cleanups.push(collector.close);
     const exporter = createTraceExporter({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url })!;
     cleanups.push(() => exporter.shutdown());
-    await expect(exporter.export(recordTurn().trace)).rejects.toMatchObject({
+    const failure = await exporter.export(recordTurn().trace).catch((e: unknown) => e);
+    expect(TraceError.isInstance(failure)).toBe(true);
+    expect(failure).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+    expect((failure as TraceError).toKeelError('corr-1')).toEqual({
       code: 'UNAVAILABLE',
+      message: 'OTLP trace export failed',
       retryable: true,
+      correlationId: 'corr-1',
     });
     expect(collector.received).toHaveLength(1);
   });

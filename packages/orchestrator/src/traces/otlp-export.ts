@@ -12,20 +12,17 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ERROR_TYPE, KEEL_ATTRIBUTES, ORCHESTRATOR_SERVICE_NAME } from './genai-attributes.js';
 import type { SpanKind, TraceSpan, TurnTrace } from './trace.js';
+import { TraceError } from './trace-error.js';
 
 /** Exports finished traces; `export` resolves once the collector accepted them. */
 export interface TraceExporter {
-  /** Traces still `running` are skipped: a turn is exported once, when it ends. */
+  /**
+   * Traces still `running` are skipped: a turn is exported once, when it ends. Rejects with a
+   * {@link TraceError} (`UNAVAILABLE`) when the collector did not take the spans.
+   */
   export(trace: TurnTrace): Promise<void>;
   /** Flushes and releases the HTTP agent. */
   shutdown(): Promise<void>;
-}
-
-/** Thrown by {@link TraceExporter.export} when the collector did not take the spans. */
-export class TraceExportError extends Error {
-  override readonly name = 'TraceExportError';
-  readonly code = 'UNAVAILABLE';
-  readonly retryable = true;
 }
 
 export interface TraceExporterOptions {
@@ -106,7 +103,7 @@ export function createTraceExporter(
       return new Promise<void>((resolve, reject) => {
         exporter.export(spans, (result) => {
           if (result.code === EXPORT_SUCCESS) resolve();
-          else reject(new TraceExportError('OTLP trace export failed'));
+          else reject(new TraceError('OTLP trace export failed', { cause: result.error }));
         });
       });
     },

@@ -14,6 +14,8 @@ import {
   isTraceId,
 } from './trace-store-limits.js';
 import { summarize } from './trace-summary.js';
+import { traceStoreStep } from './trace-error.js';
+import { luaScript } from '../sessions/lua-script.js';
 
 export interface RedisTraceStoreOptions {
   /** The caller owns the client: `close()` does not disconnect it. */
@@ -29,7 +31,7 @@ export interface RedisTraceStoreOptions {
 }
 
 // KEYS: index zset, summary hash. ARGV: startMs, traceId, summary JSON, cap, ttlMs.
-const INDEX_SCRIPT = `
+const INDEX_SCRIPT = luaScript(`
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 local n = redis.call('ZCARD', KEYS[1])
@@ -42,10 +44,10 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return n
-`;
+`);
 
 // KEYS: index zset, summary hash. ARGV: limit, cutoff (start times before it have expired).
-const LIST_SCRIPT = `
+const LIST_SCRIPT = luaScript(`
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
 if #expired > 0 then
   redis.call('ZREM', KEYS[1], unpack(expired))
@@ -54,7 +56,7 @@ end
 local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #ids == 0 then return {} end
 return redis.call('HMGET', KEYS[2], unpack(ids))
-`;
+`);
 
 /**
  * A {@link TraceStore} in Redis, shared by every orchestrator replica.
@@ -78,38 +80,29 @@ export function createRedisTraceStore(options: RedisTraceStoreOptions): TraceSto
   };
 
   return {
-    async save(trace: TurnTrace) {
-      // The body first: the index never names a trace that was not written.
-      await redis.set(traceKey(trace.traceId), JSON.stringify(trace), 'PX', ttlMs);
-      const [index, sums] = indexKeys(trace.sessionId);
-      await redis.eval(
-        INDEX_SCRIPT,
-        2,
-        index,
-        sums,
-        trace.startMs,
-        trace.traceId,
-        JSON.stringify(summarize(trace)),
-        cap,
-        ttlMs,
-      );
+    save(trace: TurnTrace) {
+      return traceStoreStep('save', async () => {
+        // The body first: the index never names a trace that was not written.
+        await redis.set(traceKey(trace.traceId), JSON.stringify(trace), 'PX', ttlMs);
+        await INDEX_SCRIPT.run(redis, indexKeys(trace.sessionId), [
+          trace.startMs,
+          trace.traceId,
+          JSON.stringify(summarize(trace)),
+          cap,
+          ttlMs,
+        ]);
+      });
     },
 
     async get(traceId) {
       if (!isTraceId(traceId)) return undefined;
-      const json = await redis.get(traceKey(traceId));
+      const json = await traceStoreStep('get', () => redis.get(traceKey(traceId)));
       return json === null ? undefined : (JSON.parse(json) as TurnTrace);
     },
 
     async listBySession(sessionId, limit) {
-      const [index, sums] = indexKeys(sessionId);
-      const rows = (await redis.eval(
-        LIST_SCRIPT,
-        2,
-        index,
-        sums,
-        clampLimit(limit, cap),
-        now() - ttlMs,
+      const rows = (await traceStoreStep('list', () =>
+        LIST_SCRIPT.run(redis, indexKeys(sessionId), [clampLimit(limit, cap), now() - ttlMs]),
       )) as (string | null)[];
       return rows.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as TraceSummary);
     },

@@ -124,8 +124,12 @@ describe('redis trace store', () => {
     try {
       const store = createRedisTraceStore({ redis: down });
       const started = Date.now();
-      await expect(store.save(trace('s1', 1))).rejects.toThrow();
-      await expect(store.get('a'.repeat(32))).rejects.toThrow();
+      const unavailable = { code: 'UNAVAILABLE', retryable: true, name: 'TraceError' };
+      await expect(store.save(trace('s1', 1))).rejects.toMatchObject(unavailable);
+      await expect(store.get('a'.repeat(32))).rejects.toMatchObject(unavailable);
+      await expect(store.listBySession('s1')).rejects.toMatchObject(unavailable);
+      // The message names the step, not the address.
+      await expect(store.get('a'.repeat(32))).rejects.toThrow('trace store unavailable (get)');
       expect(Date.now() - started).toBeLessThan(2_000);
     } finally {
       down.disconnect();

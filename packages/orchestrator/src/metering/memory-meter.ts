@@ -164,9 +164,9 @@ export function createMemoryMeter(options: MemoryMeterOptions = {}): Meter {
 
   return {
     async reserve(scope, limits, amountUsd): Promise<ReserveResult> {
+      const amount = holdMicros(amountUsd);
       const t = now();
       sweep(t);
-      const amount = holdMicros(amountUsd);
       const keys = budgetKeys(scope, t);
       const limitMicros = limitsInOrder(limits);
       for (let i = 0; i < 3; i++) {

@@ -11,9 +11,16 @@ export function toMicros(usd: number): number {
   return Number.isFinite(usd) && usd > 0 ? Math.round(usd * MICROS_PER_USD) : 0;
 }
 
-/** A hold rounds up, so a reservation never covers less than it was asked for. */
+/**
+ * A hold rounds up, so a reservation never covers less than it was asked for. A negative or
+ * non-finite amount is a caller's bug that would otherwise reserve nothing, so it throws.
+ */
 export function holdMicros(usd: number): number {
-  return Number.isFinite(usd) && usd > 0 ? Math.ceil(usd * MICROS_PER_USD - 1e-6) : 0;
+  if (!Number.isFinite(usd) || usd < 0) {
+    throw new RangeError(`a reservation must be a finite amount >= 0 USD, got ${usd}`);
+  }
+  // The small epsilon keeps float noise (0.1 * 1e6 = 100000.00000000001) from adding a micro.
+  return Math.max(0, Math.ceil(usd * MICROS_PER_USD - 1e-6));
 }
 
 export function fromMicros(micros: number): number {

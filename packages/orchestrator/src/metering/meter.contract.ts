@@ -206,6 +206,13 @@ export function meterContract(
       expect(r).toEqual({ ok: false, kind: 'session', limitUsd: 1, usedUsd: 1 });
     });
 
+    it('a negative or non-finite reservation throws and holds nothing', async () => {
+      const { meter, scope, used } = await setup();
+      await expect(meter.reserve(scope(), {}, -1)).rejects.toThrow(RangeError);
+      await expect(meter.reserve(scope(), {}, Number.NaN)).rejects.toThrow(RangeError);
+      expect(await used('session')).toBe(0);
+    });
+
     it('absent limits are unlimited', async () => {
       const { meter, scope } = await setup();
       for (let i = 0; i < 3; i++) {

@@ -269,8 +269,8 @@ export function createRedisMeter(options: RedisMeterOptions): Meter {
 
   return {
     async reserve(scope, limits, amountUsd): Promise<ReserveResult> {
-      const t = now();
       const amount = holdMicros(amountUsd);
+      const t = now();
       const id = ids();
       const base = budgetBase(scope.tenant);
       const keys = budgetKeys(scope, t);

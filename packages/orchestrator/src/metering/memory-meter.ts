@@ -168,6 +168,11 @@ export function createMemoryMeter(options: MemoryMeterOptions = {}): Meter {
       const t = now();
       sweep(t);
       const keys = budgetKeys(scope, t);
+      const id = ids();
+      // Same as the Redis meter: a reserve repeated with one id holds once.
+      if (holds.has(id)) {
+        return { ok: true, reservation: { id, scope, amountUsd: fromMicros(amount), at: t } };
+      }
       const limitMicros = limitsInOrder(limits);
       for (let i = 0; i < 3; i++) {
         const limit = limitMicros[i];
@@ -186,7 +191,6 @@ export function createMemoryMeter(options: MemoryMeterOptions = {}): Meter {
       keys.forEach((key, i) => {
         budget(key, t, budgetTtls[i]).held += amount;
       });
-      const id = ids();
       holds.set(id, { budgets: keys, amount, state: 'held', expiresAt: t + holdTtlMs });
       return { ok: true, reservation: { id, scope, amountUsd: fromMicros(amount), at: t } };
     },

@@ -31,7 +31,7 @@ export interface SessionStoreContractOptions {
 const message = (id: string, role: StoredMessage['role'] = 'user', text = id): StoredMessage => ({
   id,
   role,
-  parts: [{ type: 'text', text }],
+  parts: [{ type: 'text', text, state: 'done' }],
 });
 
 export function sessionStoreContract(

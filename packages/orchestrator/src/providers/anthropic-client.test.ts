@@ -277,3 +277,174 @@ describe('toAnthropicMessages', () => {
     ]);
   });
 });
+
+/** A fetch that answers every call with the same Anthropic SSE events and records the bodies. */
+function scriptedFetch(events: ReadonlyArray<Record<string, unknown>>, bodies: unknown[]) {
+  return async (_input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    bodies.push(JSON.parse(String(init?.body)));
+    const text = events
+      .map((event) => `event: ${String(event['type'])}\ndata: ${JSON.stringify(event)}\n\n`)
+      .join('');
+    return new Response(text, { status: 200, headers: { 'content-type': 'text/event-stream' } });
+  };
+}
+
+/** Written from the documented extended-thinking stream shape (thinking, signature, tool_use). */
+const thinkingToolUseEvents = [
+  {
+    type: 'message_start',
+    message: {
+      id: 'msg_1',
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-test',
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: {
+        input_tokens: 40,
+        output_tokens: 1,
+        cache_read_input_tokens: 25,
+        cache_creation_input_tokens: 12,
+      },
+    },
+  },
+  {
+    type: 'content_block_start',
+    index: 0,
+    content_block: { type: 'thinking', thinking: '', signature: '' },
+  },
+  {
+    type: 'content_block_delta',
+    index: 0,
+    delta: { type: 'thinking_delta', thinking: 'Need the ' },
+  },
+  {
+    type: 'content_block_delta',
+    index: 0,
+    delta: { type: 'thinking_delta', thinking: 'weather.' },
+  },
+  {
+    type: 'content_block_delta',
+    index: 0,
+    delta: { type: 'signature_delta', signature: 'sig-abc' },
+  },
+  { type: 'content_block_stop', index: 0 },
+  {
+    type: 'content_block_start',
+    index: 1,
+    content_block: { type: 'tool_use', id: 'toolu_1', name: 'weather__get', input: {} },
+  },
+  {
+    type: 'content_block_delta',
+    index: 1,
+    delta: { type: 'input_json_delta', partial_json: '{"city":' },
+  },
+  {
+    type: 'content_block_delta',
+    index: 1,
+    delta: { type: 'input_json_delta', partial_json: '"Paris"}' },
+  },
+  { type: 'content_block_stop', index: 1 },
+  {
+    type: 'message_delta',
+    delta: { stop_reason: 'tool_use', stop_sequence: null },
+    usage: { output_tokens: 30 },
+  },
+  { type: 'message_stop' },
+];
+
+describe('createAnthropicClient: extended thinking (scripted stream)', () => {
+  const followUp: ModelRequest = request({
+    maxOutputTokens: 4096,
+    messages: [
+      ...request().messages,
+      {
+        role: 'assistant',
+        content: [
+          {
+            type: 'tool-call',
+            toolCallId: 'toolu_1',
+            toolName: 'weather__get',
+            input: { city: 'Paris' },
+          },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          {
+            type: 'tool-result',
+            toolCallId: 'toolu_1',
+            toolName: 'weather__get',
+            content: '"21C"',
+            isError: false,
+          },
+        ],
+      },
+    ],
+  });
+
+  it('maps thinking to reasoning deltas, usage with cache tokens, and sends the thinking back with its tool call', async () => {
+    const bodies: unknown[] = [];
+    const c = createAnthropicClient({
+      model: 'claude-test',
+      apiKey: 'k',
+      thinking: true,
+      fetch: scriptedFetch(thinkingToolUseEvents, bodies),
+    });
+    const events = await collect(c.stream(request({ maxOutputTokens: 8192 })));
+    expect(events.filter((e) => e.type === 'reasoning-delta').map((e) => e.text)).toEqual([
+      'Need the ',
+      'weather.',
+    ]);
+    expect(events).toContainEqual({
+      type: 'tool-call',
+      toolCallId: 'toolu_1',
+      toolName: 'weather__get',
+      input: { city: 'Paris' },
+    });
+    expect(events.at(-1)).toEqual({
+      type: 'finish',
+      finishReason: 'tool-calls',
+      usage: { inputTokens: 40, outputTokens: 30, cacheReadTokens: 25, cacheWriteTokens: 12 },
+    });
+    expect(bodies[0]).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 4096 } });
+
+    await collect(c.stream(followUp));
+    expect(bodies[1]).toMatchObject({
+      thinking: { type: 'enabled', budget_tokens: 4095 },
+      messages: [
+        { role: 'user' },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'thinking', thinking: 'Need the weather.', signature: 'sig-abc' },
+            { type: 'tool_use', id: 'toolu_1', name: 'weather__get', input: { city: 'Paris' } },
+          ],
+        },
+        {
+          role: 'user',
+          content: [{ type: 'tool_result', tool_use_id: 'toolu_1', is_error: false }],
+        },
+      ],
+    });
+  });
+
+  it('continues a tool loop it did not start without thinking rather than be refused', async () => {
+    const bodies: unknown[] = [];
+    const c = createAnthropicClient({
+      model: 'claude-test',
+      apiKey: 'k',
+      thinking: { budgetTokens: 2048 },
+      fetch: scriptedFetch(thinkingToolUseEvents, bodies),
+    });
+    await collect(c.stream(followUp));
+    const body = bodies[0] as {
+      thinking?: unknown;
+      messages: Array<{ content: Array<{ type: string }> }>;
+    };
+    expect(body.thinking).toBeUndefined();
+    expect(body.messages[1]?.content.map((b) => b.type)).toEqual(['tool_use']);
+  });
+});

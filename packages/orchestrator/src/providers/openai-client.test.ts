@@ -280,3 +280,54 @@ describe('toOpenAIMessages', () => {
     });
   });
 });
+
+describe('createOpenAIClient: compatible-server extras (scripted stream)', () => {
+  it('maps reasoning_content to reasoning deltas and cached_tokens to cacheReadTokens', async () => {
+    const chunks = [
+      {
+        choices: [
+          {
+            index: 0,
+            delta: { role: 'assistant', reasoning_content: 'Thinking…' },
+            finish_reason: null,
+          },
+        ],
+      },
+      { choices: [{ index: 0, delta: { content: 'Answer.' }, finish_reason: null }] },
+      { choices: [{ index: 0, delta: {}, finish_reason: 'length' }] },
+      {
+        choices: [],
+        usage: {
+          prompt_tokens: 100,
+          completion_tokens: 9,
+          prompt_tokens_details: { cached_tokens: 64 },
+        },
+      },
+    ].map((c) => ({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', ...c }));
+    const fetchStub = async (): Promise<Response> =>
+      new Response(
+        chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`).join('') + 'data: [DONE]\n\n',
+        {
+          status: 200,
+          headers: { 'content-type': 'text/event-stream' },
+        },
+      );
+    const c = createOpenAIClient({
+      model: 'm',
+      apiKey: 'k',
+      baseURL: 'http://127.0.0.1:1/v1',
+      fetch: fetchStub,
+    });
+    const events: ModelEvent[] = [];
+    for await (const event of c.stream(request())) events.push(event);
+    expect(events).toEqual([
+      { type: 'reasoning-delta', text: 'Thinking…' },
+      { type: 'text-delta', text: 'Answer.' },
+      {
+        type: 'finish',
+        finishReason: 'length',
+        usage: { inputTokens: 100, outputTokens: 9, cacheReadTokens: 64, cacheWriteTokens: 0 },
+      },
+    ]);
+  });
+});

@@ -191,6 +191,11 @@ export function createOpenAIClient(options: OpenAIClientOptions): ModelClient {
         const choice = chunk.choices[0];
         if (!choice) continue;
         const delta = choice.delta;
+        // OpenAI-compatible servers (vLLM, DeepSeek, Ollama) stream reasoning in a side field.
+        const reasoning = (delta as { reasoning_content?: unknown } | undefined)?.reasoning_content;
+        if (typeof reasoning === 'string' && reasoning !== '') {
+          yield { type: 'reasoning-delta', text: reasoning };
+        }
         if (typeof delta?.content === 'string' && delta.content !== '') {
           yield { type: 'text-delta', text: delta.content };
         }

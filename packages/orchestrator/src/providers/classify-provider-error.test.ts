@@ -4,7 +4,11 @@ import {
   APIError as AnthropicApiError,
   APIUserAbortError as AnthropicAbortError,
 } from '@anthropic-ai/sdk';
-import { APIError as OpenAIApiError, APIConnectionError as OpenAIConnectionError } from 'openai';
+import {
+  APIError as OpenAIApiError,
+  APIConnectionError as OpenAIConnectionError,
+  OpenAIError,
+} from 'openai';
 import { describe, expect, it } from 'vitest';
 import {
   classifyProviderError,
@@ -128,6 +132,16 @@ describe('classifyProviderError', () => {
     });
     const own = classifyProviderError(openaiStatus(429, 'x'), openai);
     expect(classifyProviderError(own, anthropic)).toBe(own);
+  });
+
+  it('an SDK refusal before sending is a non-transient setup failure', () => {
+    const error = classifyProviderError(
+      new OpenAIError('The OPENAI_API_KEY environment variable is missing'),
+      openai,
+    );
+    expect(error.transient).toBe(false);
+    expect(error.keel.message).toContain('client setup failed');
+    expect(error.keel.message).toContain('OPENAI_API_KEY');
   });
 
   it('uses the given correlation id', () => {

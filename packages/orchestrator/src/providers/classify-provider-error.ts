@@ -5,12 +5,14 @@
  * provider, model and HTTP status, never an API key or a stack.
  */
 import {
+  AnthropicError,
   APIConnectionError as AnthropicConnectionError,
   APIConnectionTimeoutError as AnthropicTimeoutError,
   APIError as AnthropicApiError,
   APIUserAbortError as AnthropicAbortError,
 } from '@anthropic-ai/sdk';
 import {
+  OpenAIError,
   APIConnectionError as OpenAIConnectionError,
   APIConnectionTimeoutError as OpenAITimeoutError,
   APIError as OpenAIApiError,
@@ -193,6 +195,14 @@ export function classifyProviderError(
   }
   if (isConnectionFailure(error)) {
     return make({ code: 'UNAVAILABLE', transient: true, what: 'connection lost' }, {});
+  }
+  if (error instanceof AnthropicError || error instanceof OpenAIError) {
+    // The SDK refused before sending (no credentials, bad option): a setup problem.
+    const detail = providerMessage(error.message);
+    return make(
+      { code: 'INTERNAL', transient: false, what: 'client setup failed' },
+      detail !== undefined ? { detail } : {},
+    );
   }
   return make({ code: 'INTERNAL', transient: false, what: 'unexpected provider failure' }, {});
 }

@@ -60,7 +60,9 @@ describe('createOpenAIClient (real SDK, local model server)', () => {
     expect(server.requests).toHaveLength(1);
     const raw = server.requests[0]?.raw as Record<string, unknown>;
     expect(raw['stream_options']).toEqual({ include_usage: true });
-    expect(raw['max_completion_tokens']).toBe(200);
+    // A compatible server (baseURL set) gets the widely known `max_tokens`.
+    expect(raw['max_tokens']).toBe(200);
+    expect(raw['max_completion_tokens']).toBeUndefined();
     expect(server.requests[0]?.messages).toMatchObject([
       { role: 'system', text: 'Be brief.' },
       { role: 'user', text: 'Weather in Paris?' },
@@ -187,6 +189,20 @@ describe('createOpenAIClient (real SDK, local model server)', () => {
       details: { provider: 'openai', model: 'gpt-test', status: 500 },
     });
     expect(server.requests).toHaveLength(1);
+  });
+
+  it('sends max_completion_tokens when asked (OpenAI itself)', async () => {
+    const server = await start([{ text: 'ok' }]);
+    const c = createOpenAIClient({
+      model: 'gpt-test',
+      apiKey: 'k',
+      baseURL: server.openaiBaseUrl,
+      maxTokensField: 'max_completion_tokens',
+    });
+    await collect(c.stream(request()));
+    const raw = server.requests[0]?.raw as Record<string, unknown>;
+    expect(raw['max_completion_tokens']).toBe(200);
+    expect(raw['max_tokens']).toBeUndefined();
   });
 
   it('a 401 is non-transient UNAUTHENTICATED and its message shows no key', async () => {

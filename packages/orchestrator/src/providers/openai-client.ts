@@ -31,6 +31,12 @@ export interface OpenAIClientOptions {
   readonly fetch?: typeof globalThis.fetch;
   /** Per-request timeout of the SDK in ms (default: the SDK's). */
   readonly timeoutMs?: number;
+  /**
+   * The output limit's field. OpenAI's own API wants `max_completion_tokens` (its reasoning
+   * models refuse `max_tokens`); many compatible servers know only `max_tokens`. Default:
+   * `max_completion_tokens` without a `baseURL`, `max_tokens` with one.
+   */
+  readonly maxTokensField?: 'max_tokens' | 'max_completion_tokens';
 }
 
 /** The text a tool message carries for a result; error results are marked `isError`. */
@@ -132,6 +138,9 @@ function mapFinishReason(
 export function createOpenAIClient(options: OpenAIClientOptions): ModelClient {
   const { model } = options;
   const context = { provider: 'openai' as const, model };
+  const maxTokensField =
+    options.maxTokensField ??
+    (options.baseURL === undefined ? 'max_completion_tokens' : 'max_tokens');
   let sdk: OpenAI | undefined;
   const getSdk = (): OpenAI => {
     sdk ??= new OpenAI({
@@ -150,7 +159,7 @@ export function createOpenAIClient(options: OpenAIClientOptions): ModelClient {
     const params: ChatCompletionCreateParamsStreaming = {
       model,
       messages: toOpenAIMessages(request.system, request.messages),
-      max_completion_tokens: request.maxOutputTokens,
+      [maxTokensField]: request.maxOutputTokens,
       stream: true,
       stream_options: { include_usage: true },
       ...(request.tools.length > 0 ? { tools: toOpenAITools(request.tools) } : {}),

@@ -60,6 +60,8 @@ export function createMemoryTurnStreamStore(
   const sessions = new Map<string, { turns: Map<string, TurnStream>; lastTurn?: string }>();
   const events = new EventEmitter();
   events.setMaxListeners(0);
+  // Wakes every waiting reader on close().
+  const closing = new AbortController();
   const eventName = (sessionId: string, turnId: string) => JSON.stringify([sessionId, turnId]);
 
   const liveStream = (sessionId: string, turnId: string): TurnStream | undefined => {
@@ -138,11 +140,13 @@ export function createMemoryTurnStreamStore(
         clearTimeout(timer);
         events.off(name, done);
         signal?.removeEventListener('abort', done);
+        closing.signal.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, blockMs);
       events.on(name, done);
       signal?.addEventListener('abort', done, { once: true });
+      closing.signal.addEventListener('abort', done, { once: true });
     });
 
   return {
@@ -159,7 +163,13 @@ export function createMemoryTurnStreamStore(
       const { signal } = readOptions;
       const first = readNow(sessionId, turnId, readOptions.after, count);
       const blockMs = readOptions.blockMs ?? 0;
-      if (first.entries.length > 0 || first.ended || blockMs <= 0 || signal?.aborted) {
+      if (
+        first.entries.length > 0 ||
+        first.ended ||
+        blockMs <= 0 ||
+        signal?.aborted ||
+        closing.signal.aborted
+      ) {
         return first;
       }
       await waitForAppend(sessionId, turnId, blockMs, signal);
@@ -177,7 +187,7 @@ export function createMemoryTurnStreamStore(
     },
 
     async close() {
-      events.removeAllListeners();
+      closing.abort();
     },
   };
 }

@@ -175,7 +175,9 @@ export function createRedisSessionStore(options: RedisSessionStoreOptions): Sess
         ]);
         if (created !== 1) throw new SessionStoreError('CONFLICT', 'session id already exists');
         const index = ownerIndexKey(prefix, owner);
-        await redis.pipeline().zadd(index, at, input.id).pexpire(index, ttl).exec();
+        const results =
+          (await redis.pipeline().zadd(index, at, input.id).pexpire(index, ttl).exec()) ?? [];
+        for (const [error] of results) if (error) throw error;
         return {
           id: input.id,
           agent: input.agent,

@@ -185,6 +185,10 @@ export function createRedisTurnStreamStore(options: RedisTurnStreamStoreOptions)
       }
       return { entries: [], ended: false };
     }
+    if (signal?.aborted) {
+      giveBack(client, true);
+      return { entries: [], ended: false };
+    }
     // Closing the connection is the one way to end an XREAD BLOCK at once from this side.
     const onAbort = () => client.disconnect();
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -202,7 +206,7 @@ export function createRedisTurnStreamStore(options: RedisTurnStreamStoreOptions)
       reusable = true;
       return toRead(reply?.[0]?.[1] ?? []);
     } catch (error) {
-      if (signal?.aborted) return { entries: [], ended: false };
+      if (signal?.aborted || closed) return { entries: [], ended: false };
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -230,7 +234,7 @@ export function createRedisTurnStreamStore(options: RedisTurnStreamStoreOptions)
         const key = sessionKeys(prefix, sessionId).stream(turnId);
         const first = await rangeAfter(key, after, count);
         const blockMs = readOptions.blockMs ?? 0;
-        if (first.entries.length > 0 || first.ended || blockMs <= 0 || signal?.aborted) {
+        if (first.entries.length > 0 || first.ended || blockMs <= 0 || signal?.aborted || closed) {
           return first;
         }
         return blockingRead(key, after, count, blockMs, signal);

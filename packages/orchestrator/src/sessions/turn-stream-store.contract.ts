@@ -151,6 +151,18 @@ export function turnStreamStoreContract(
       ]);
     });
 
+    it('close() ends a blocking read at once', async () => {
+      const streams = await setup();
+      const s = sid();
+      const last = await streams.append(s, 't', chunk(0));
+      const started = Date.now();
+      const pending = streams.read(s, 't', { after: last, blockMs: 10_000 });
+      await new Promise((r) => setTimeout(r, 30));
+      await streams.close();
+      expect(await pending).toEqual({ entries: [], ended: false });
+      expect(Date.now() - started).toBeLessThan(2_000);
+    });
+
     it('several followers of one turn all receive the same append', async () => {
       const streams = await setup();
       const s = sid();

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { pino } from 'pino';
@@ -332,10 +332,17 @@ describe('createMcpToolGateway when the gateway is down or dies', () => {
     }
   });
 
-  it('a connection that breaks after the call was sent is INDETERMINATE, without waiting for the timeout', async () => {
-    // A stand-in for a gateway process that dies mid-call: it answers the handshake, starts the
-    // call's event stream, then drops the socket.
-    const dying: Server = createServer((req, res) => {
+  /**
+   * A stand-in for the gateway process (only for failures a healthy gateway cannot be made to
+   * show): it answers the MCP handshake itself and hands `tools/call` to `onCall`.
+   */
+  async function standIn(
+    onCall: (
+      msg: { id: number; params?: { _meta?: { progressToken?: number } } },
+      res: ServerResponse,
+    ) => void,
+  ) {
+    const server: Server = createServer((req, res) => {
       if (req.method === 'GET') {
         res.statusCode = 405;
         res.end();
@@ -363,26 +370,43 @@ describe('createMcpToolGateway when the gateway is down or dies', () => {
               result: {
                 protocolVersion: '2025-11-25',
                 capabilities: { tools: {} },
-                serverInfo: { name: 'dying', version: '1' },
+                serverInfo: { name: 'stand-in', version: '1' },
               },
             }),
           );
           return;
         }
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write(
-          `event: message\ndata: ${JSON.stringify({
-            jsonrpc: '2.0',
-            method: 'notifications/progress',
-            params: { progressToken: msg.params?._meta?.progressToken ?? 0, progress: 1 },
-          })}\n\n`,
-          () => setTimeout(() => res.socket?.destroy(), 20),
-        );
+        if (msg.method === 'tools/call') onCall({ ...msg, id: msg.id }, res);
       });
     });
-    await new Promise<void>((r) => dying.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(dying.address() as { port: number }).port}/mcp`;
-    const client = createMcpToolGateway({ url, apiKey: SERVICE_KEY, timeoutMs: 20_000 });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`;
+    return {
+      url,
+      async close() {
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+
+  it('a connection that breaks mid-stream after the call was sent is INDETERMINATE, without waiting for the timeout', async () => {
+    const server = await standIn((msg, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(
+        `event: message\ndata: ${JSON.stringify({
+          jsonrpc: '2.0',
+          method: 'notifications/progress',
+          params: { progressToken: msg.params?._meta?.progressToken ?? 0, progress: 1 },
+        })}\n\n`,
+        () => setTimeout(() => res.socket?.destroy(), 20),
+      );
+    });
+    const client = createMcpToolGateway({
+      url: server.url,
+      apiKey: SERVICE_KEY,
+      timeoutMs: 20_000,
+    });
     try {
       const progress = vi.fn();
       const started = Date.now();
@@ -395,54 +419,62 @@ describe('createMcpToolGateway when the gateway is down or dies', () => {
       expect(progress).toHaveBeenCalledWith(1, undefined, undefined);
     } finally {
       await client.close();
-      dying.closeAllConnections();
-      await new Promise<void>((r) => dying.close(() => r()));
+      await server.close();
+    }
+  });
+
+  it('a connection dropped before any reply header is INDETERMINATE too', async () => {
+    const server = await standIn((_msg, res) => res.socket?.destroy());
+    const client = createMcpToolGateway({
+      url: server.url,
+      apiKey: SERVICE_KEY,
+      timeoutMs: 20_000,
+    });
+    try {
+      const outcome = await client.callTool('x__y', {}, context());
+      expect(outcome).toMatchObject({
+        ok: false,
+        error: { code: 'INDETERMINATE', retryable: false },
+      });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it('isError without a KeelError in _meta is UPSTREAM_ERROR with the text', async () => {
+    const server = await standIn((msg, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: msg.id,
+          result: { isError: true, content: [{ type: 'text', text: 'disk on fire' }] },
+        }),
+      );
+    });
+    const client = createMcpToolGateway({ url: server.url, apiKey: SERVICE_KEY });
+    try {
+      const outcome = await client.callTool('x__y', {}, context());
+      expect(outcome).toMatchObject({
+        ok: false,
+        error: { code: 'UPSTREAM_ERROR', message: 'disk on fire', retryable: false },
+      });
+    } finally {
+      await client.close();
+      await server.close();
     }
   });
 
   it('no reply within timeoutMs is TIMEOUT (retryable)', async () => {
-    const silentServer: Server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        if (req.method === 'GET') {
-          res.statusCode = 405;
-          res.end();
-          return;
-        }
-        const msg = JSON.parse(body) as { id?: number; method: string };
-        if (msg.id === undefined) {
-          res.statusCode = 202;
-          res.end();
-          return;
-        }
-        if (msg.method === 'initialize') {
-          res.setHeader('content-type', 'application/json');
-          res.end(
-            JSON.stringify({
-              jsonrpc: '2.0',
-              id: msg.id,
-              result: {
-                protocolVersion: '2025-11-25',
-                capabilities: { tools: {} },
-                serverInfo: { name: 'silent', version: '1' },
-              },
-            }),
-          );
-        }
-        // Anything else: never answered.
-      });
-    });
-    await new Promise<void>((r) => silentServer.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(silentServer.address() as { port: number }).port}/mcp`;
-    const client = createMcpToolGateway({ url, apiKey: SERVICE_KEY, timeoutMs: 300 });
+    const server = await standIn(() => undefined);
+    const client = createMcpToolGateway({ url: server.url, apiKey: SERVICE_KEY, timeoutMs: 300 });
     try {
       const outcome = await client.callTool('x__y', {}, context());
       expect(outcome).toMatchObject({ ok: false, error: { code: 'TIMEOUT', retryable: true } });
     } finally {
       await client.close();
-      silentServer.closeAllConnections();
-      await new Promise<void>((r) => silentServer.close(() => r()));
+      await server.close();
     }
   });
 });

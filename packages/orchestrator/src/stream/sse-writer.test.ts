@@ -37,6 +37,13 @@ describe('createSseWriter', () => {
     expect(DONE_FRAME).toBe('data: [DONE]\n\n');
   });
 
+  it('raw() frames a stored JSON entry exactly like chunk() and refuses line breaks', () => {
+    const { out, sse } = setup();
+    sse.raw('{"type":"start-step"}', '5-1');
+    expect(out.join('')).toBe('id: 5-1\ndata: {"type":"start-step"}\n\n');
+    expect(() => sse.raw('{"a":\n1}', '5-2')).toThrow(TypeError);
+  });
+
   it('writes `: ping` comments every 15 s by default while idle', () => {
     const { out, sse } = setup();
     vi.advanceTimersByTime(14_999);

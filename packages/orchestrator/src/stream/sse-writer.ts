@@ -32,6 +32,8 @@ export interface SseWriterOptions {
 export interface SseWriter {
   /** Writes `id: <id>\ndata: <json>\n\n`. */
   chunk(chunk: UiMessageChunk, id: string): void;
+  /** Writes a chunk already serialised as JSON (a replayed stream entry), same frame. */
+  raw(json: string, id: string): void;
   /** Writes `data: [DONE]\n\n` and stops heartbeats. Further calls are no-ops. */
   done(): void;
   /** Stops heartbeats without writing `[DONE]` (the connection went away). */
@@ -94,6 +96,13 @@ export function createSseWriter(options: SseWriterOptions): SseWriter {
     chunk(chunk, id) {
       if (closed) throw new Error('SSE writer is closed');
       write(formatSseChunk(chunk, id));
+    },
+    raw(json, id) {
+      if (closed) throw new Error('SSE writer is closed');
+      if (/[\r\n]/.test(id) || /[\r\n]/.test(json)) {
+        throw new TypeError('SSE event id and data must not contain a line break');
+      }
+      write(`id: ${id}\ndata: ${json}\n\n`);
     },
     done() {
       if (closed) return;

@@ -3,7 +3,6 @@
  * tested with the in-memory stores and a scripted model, and run in production with Redis,
  * the provider SDKs and the gateway.
  */
-import type { KeelError } from '@keel/tool-sdk/contract';
 import type { Logger } from 'pino';
 import type { ModelEntry, ModelsConfig } from '../config/models-config.js';
 import type { ToolGateway } from '../gateway-client/tool-gateway.js';
@@ -14,18 +13,10 @@ import type {
   ModelRequest,
   ModelToolSpec,
 } from '../providers/model-provider.js';
+import type { ModelAttempt } from '../providers/fallback-client.js';
 import type { SessionStore, TurnStreamStore } from '../sessions/session-store.js';
 import type { TraceStore, TurnTrace } from '../traces/trace.js';
 import type { TraceRecorder } from '../traces/trace-recorder.js';
-
-/** One provider attempt of a model step (a fallback makes several). */
-export interface ModelAttempt {
-  readonly provider: string;
-  readonly model: string;
-  readonly startMs: number;
-  readonly endMs: number;
-  readonly error?: KeelError;
-}
 
 /** A model step in flight: its events, then which entry served it and the attempts made. */
 export interface ModelStepCall {

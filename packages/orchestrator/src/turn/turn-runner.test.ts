@@ -120,7 +120,13 @@ async function harness(): Promise<Harness> {
       })(),
       served: () => entry,
       attempts: () => [
-        { provider: entry?.provider ?? '', model: entry?.model ?? '', startMs: 0, endMs: 1 },
+        {
+          entryIndex: 0,
+          provider: entry?.provider ?? 'anthropic',
+          model: entry?.model ?? '',
+          startMs: 0,
+          endMs: 1,
+        },
       ],
     };
   };

@@ -76,7 +76,8 @@ export interface TurnPlan {
   onChunk?(chunk: UiMessageChunk, id: string): void;
 }
 
-export type TurnStatus = 'ok' | 'error' | 'stopped' | 'paused' | 'limited';
+/** `interrupted`: the process shut down and stopped the turn (`signal.reason === 'shutdown'`). */
+export type TurnStatus = 'ok' | 'error' | 'stopped' | 'interrupted' | 'paused' | 'limited';
 
 export interface TurnResult {
   readonly status: TurnStatus;
@@ -227,6 +228,8 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
   };
 
   let handlerName: string | undefined = plan.continues?.handler;
+  const stoppedStatus = (): TurnStatus =>
+    plan.signal.reason === 'shutdown' ? 'interrupted' : 'stopped';
   let status: TurnStatus = 'ok';
   let turnError: KeelError | undefined;
 
@@ -304,7 +307,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     // 4. The step loop.
     for (;;) {
       if (plan.signal.aborted) {
-        status = 'stopped';
+        status = stoppedStatus();
         break;
       }
       const stepLimit = checkStep(agent.limits, limits);
@@ -339,7 +342,9 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
   async function finishTurn(): Promise<TurnResult> {
     clearIntervalFn(renewTimer);
     try {
-      if (status === 'stopped') trace.setAttributes(turnSpan, { 'keel.stopped': true });
+      if (status === 'stopped' || status === 'interrupted') {
+        trace.setAttributes(turnSpan, { 'keel.stopped': status });
+      }
       await emit({ type: 'finish', messageMetadata: metadata() });
       await emitChain;
       await saveAssistant(metadata());
@@ -611,7 +616,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     await saveAssistant();
 
     if (plan.signal.aborted) {
-      status = 'stopped';
+      status = stoppedStatus();
       return 'end';
     }
     if (calls.length === 0) return 'end';

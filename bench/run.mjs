@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const ALL = ['p1', 'p2', 'p3'];
+const ALL = ['p1', 'p2', 'p3', 'p4', 'p5'];
 const wanted = process.argv.slice(2).map((a) => a.toLowerCase());
 const unknown = wanted.filter((id) => !ALL.includes(id));
 if (unknown.length > 0) {

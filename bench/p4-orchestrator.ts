@@ -1,0 +1,96 @@
+/**
+ * P4/P5 orchestrator: one replica as a separate process, the production composition root
+ * (`createOrchestrator`) with the Redis stores (or in-memory stores with `P_STORE=memory`), dev
+ * auth, an in-process tool gateway with no tools, and one model alias pointing at the local
+ * model server. With `P_GC_HOOK=1`, SIGUSR2 forces a GC and prints `MEM <json>` (P5).
+ */
+import { pino } from 'pino';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { createAuthenticator, createOrchestrator } from '@keel/orchestrator';
+import { createRedisClient, redisReady } from '@keel/tool-sdk';
+import type { AgentConfig, ModelsConfig, ToolGateway } from '@keel/orchestrator';
+import { announceReady } from './lib/p1-shared.js';
+
+const need = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const store = process.env.P_STORE === 'memory' ? 'memory' : 'redis';
+
+const agent: AgentConfig = {
+  name: 'support',
+  description: '',
+  prompt: 'You are a support agent.',
+  model: 'smart',
+  tools: [],
+  limits: { maxSteps: 5, maxToolCalls: 10, maxTokensPerTurn: 4096 },
+  context: { strategy: 'window' },
+  approval: [],
+  handlers: {},
+  source: { file: 'agent.yaml', lines: {} },
+};
+const models: ModelsConfig = {
+  file: 'models.yaml',
+  models: {
+    smart: [
+      {
+        provider: 'anthropic',
+        model: 'claude-local',
+        baseUrl: need('P_MODEL_URL'),
+        prices: { inputPerMTok: 3, outputPerMTok: 15 },
+        contextWindow: 200_000,
+        maxOutputTokens: 1024,
+      },
+    ],
+  },
+};
+const gateway: ToolGateway = {
+  listTools: async () => [],
+  callTool: async () => ({
+    ok: false,
+    error: { code: 'NOT_FOUND' as const, message: 'no tools', retryable: false },
+  }),
+  ping: async () => true,
+  close: async () => undefined,
+};
+
+// The production client: command timeout, no offline queue (fail closed).
+const redis = store === 'redis' ? createRedisClient(need('REDIS_URL'), () => undefined) : undefined;
+if (redis) await redisReady(redis);
+
+const orchestrator = createOrchestrator({
+  agents: [agent],
+  models,
+  gateway,
+  ...(redis ? { redis } : {}),
+  authenticator: createAuthenticator(
+    { dev: { user: 'bench-user', tenant: 'bench' } },
+    { logger: pino({ level: 'silent' }) },
+  ),
+  logger: pino({ level: 'silent' }),
+  env: { ANTHROPIC_API_KEY: 'local' },
+});
+const { port } = await orchestrator.listen(0);
+
+if (process.env.P_GC_HOOK === '1') {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  process.on('SIGUSR2', () => {
+    gc();
+    gc();
+    process.stdout.write(`MEM ${JSON.stringify(process.memoryUsage())}\n`);
+  });
+}
+announceReady(port);
+process.on('SIGTERM', () => {
+  setTimeout(() => process.exit(0), 3_000).unref();
+  void orchestrator
+    .close(100)
+    .catch(() => undefined)
+    .finally(() => {
+      redis?.disconnect();
+      process.exit(0);
+    });
+});

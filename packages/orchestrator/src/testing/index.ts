@@ -12,3 +12,4 @@ export type {
   LocalModelToolCall,
   LocalModelToolResult,
 } from './local-model-server.js';
+export { demoModelScript, ROUTER_MARKER } from './demo-model.js';

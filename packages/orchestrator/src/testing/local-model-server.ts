@@ -91,6 +91,8 @@ export interface LocalModelServerOptions {
   readonly now?: () => number;
   /** Closes the server when aborted. */
   readonly signal?: AbortSignal;
+  /** Port on 127.0.0.1. Default 0 (any free port). */
+  readonly port?: number;
 }
 
 export interface LocalModelServer {
@@ -229,7 +231,7 @@ export async function createLocalModelServer(
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });

@@ -14,6 +14,7 @@ import {
   isLoopbackHost,
   LOCAL_HOSTS,
   writeNodeResponse,
+  toWebResponse,
 } from '@keel/tool-sdk/http';
 import type { EndpointRequest } from '@keel/tool-sdk/http';
 import { JWKS_PATH } from '@keel/tool-sdk/contract';
@@ -335,7 +336,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   return {
     fetch: (request) => {
       const req = fromWebRequest(request, config.gateway.maxBodyBytes);
-      return handle(req, () => request);
+      return handle(req, () => request).then(toWebResponse);
     },
     async start() {
       await registry.start();

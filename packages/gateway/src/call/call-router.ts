@@ -70,6 +70,16 @@ export function createCallRouter(deps: CallRouterDeps): {
 } {
   const now = deps.now ?? Date.now;
   const tracer = trace.getTracer('@keel/gateway');
+  const hosts = new Map<string, string>();
+  const hostOf = (replica: string): string => {
+    let host = hosts.get(replica);
+    if (host === undefined) {
+      host = new URL(replica).host;
+      if (hosts.size > 1_000) hosts.clear();
+      hosts.set(replica, host);
+    }
+    return host;
+  };
 
   async function route(call: RoutedCall): Promise<RoutedReply> {
     const started = now();
@@ -187,7 +197,7 @@ export function createCallRouter(deps: CallRouterDeps): {
               'keel.server.id': info.serverId,
               'keel.attempt': info.attempt,
               'keel.fallback': info.fallback,
-              'server.address': new URL(info.replica).host,
+              'server.address': hostOf(info.replica),
             },
           },
           trace.setSpan(otelContext.active(), span),

@@ -13,6 +13,7 @@ import {
   jsonRpcError,
   originAllowed,
   parseStrictJson,
+  textResponse,
 } from '@keel/tool-sdk/http';
 import type { EndpointRequest, ReadBody } from '@keel/tool-sdk/http';
 import { errorResult } from '@keel/tool-sdk';
@@ -183,7 +184,7 @@ export function createMcpEndpoint(
       case 'logging/setLevel':
         return reply(id, {});
       case 'tools/list':
-        return new Response(
+        return textResponse(
           `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${listJson(principal)}}`,
           {
             headers: JSON_HEADERS,
@@ -325,11 +326,11 @@ function negotiate(requested: unknown): string {
 }
 
 function reply(id: string | number, result: unknown): Response {
-  return new Response(JSON.stringify({ jsonrpc: '2.0', id, result }), { headers: JSON_HEADERS });
+  return textResponse(JSON.stringify({ jsonrpc: '2.0', id, result }), { headers: JSON_HEADERS });
 }
 
 function rpcError(id: string | number, code: number, message: string): Response {
-  return new Response(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }), {
+  return textResponse(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }), {
     headers: JSON_HEADERS,
   });
 }

@@ -161,6 +161,9 @@ export interface CallPipeline {
   close(): void;
 }
 
+/** Abort reason of a finished attempt's signal (made once, not per call). */
+const ATTEMPT_OVER = Object.freeze(new Error('The attempt is over'));
+
 /** Failures after which another logical server may serve the call. */
 const FALLBACK_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'TIMEOUT', 'CIRCUIT_OPEN']);
 
@@ -302,16 +305,28 @@ export function createCallPipeline(deps: CallPipelineDeps = {}): CallPipeline {
           attempt = ++attempts;
           const info = { serverId: target.serverId, replica, attempt, probe, fallback };
           emit({ type: 'attempt-start', ...info });
-          const policy = timeout(limitMs, TimeoutStrategy.Aggressive);
+          // The attempt's own signal follows the policy's and is aborted when the attempt is over
+          // with a reason made once: cockatiel's abort-on-return built a DOMException (with a
+          // stack) on every call (P2).
+          const policy = timeout(limitMs, {
+            strategy: TimeoutStrategy.Aggressive,
+            abortOnReturn: false,
+          });
+          const attemptAbort = new AbortController();
           let timedOut = false;
           const onTimeout = policy.onTimeout(() => {
             timedOut = !options.signal.aborted;
           });
           try {
-            const value = await policy.execute(
-              ({ signal }) => options.attempt({ ...info, signal }),
-              callSignal,
-            );
+            const value = await policy.execute(({ signal }) => {
+              if (signal.aborted) attemptAbort.abort(signal.reason);
+              else {
+                signal.addEventListener('abort', () => attemptAbort.abort(signal.reason), {
+                  once: true,
+                });
+              }
+              return options.attempt({ ...info, signal: attemptAbort.signal });
+            }, callSignal);
             return { ok: true, value };
           } catch (raw) {
             const { error, upstreamHealth } = classifyAttemptError(raw, timedOut, limitMs);
@@ -322,6 +337,7 @@ export function createCallPipeline(deps: CallPipelineDeps = {}): CallPipeline {
             return { ok: false, error };
           } finally {
             onTimeout.dispose();
+            attemptAbort.abort(ATTEMPT_OVER);
           }
         }, callSignal);
       }, callSignal);

@@ -86,6 +86,31 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
   const sessions = new Map<string, Promise<Session>>();
+  // Parsed once per replica, not per request.
+  interface Target {
+    secure: boolean;
+    options: { protocol: string; hostname: string; port: string | number; path: string };
+  }
+  const targets = new Map<string, Target>();
+  const targetOf = (replica: string): Target => {
+    const known = targets.get(replica);
+    if (known) return known;
+    const url = new URL(replica);
+    const secure = url.protocol === 'https:';
+    const target: Target = {
+      secure,
+      options: {
+        protocol: url.protocol,
+        // URL keeps IPv6 brackets; http.request wants the bare address.
+        hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: url.port || (secure ? 443 : 80),
+        path: `${url.pathname}${url.search}`,
+      },
+    };
+    if (targets.size > 1_000) targets.clear();
+    targets.set(replica, target);
+    return target;
+  };
   let nextId = 1;
 
   function session(request: UpstreamRequest): Promise<Session> {
@@ -169,7 +194,7 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
     return Promise.resolve(request.credentials(body, send.message)).then(
       (authorization) =>
         new Promise((resolve, reject) => {
-          const url = new URL(request.replica);
+          const target = targetOf(request.replica);
           const headers: Record<string, string> = {
             'content-type': 'application/json',
             accept: 'application/json, text/event-stream',
@@ -181,7 +206,7 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
             headers['mcp-protocol-version'] = send.session.protocolVersion;
             if (send.session.sessionId) headers['mcp-session-id'] = send.session.sessionId;
           }
-          const secure = url.protocol === 'https:';
+          const secure = target.secure;
           let delivery: Delivery = 'no';
           let settled = false;
           const fail = (error: unknown) => {
@@ -196,7 +221,8 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
             cleanup();
             resolve({ reply, sessionId });
           };
-          const req = (secure ? https : http).request(url, {
+          const req = (secure ? https : http).request({
+            ...target.options,
             method: 'POST',
             headers,
             agent: secure ? httpsAgent : httpAgent,

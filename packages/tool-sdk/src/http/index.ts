@@ -3,7 +3,7 @@
  * too): body reading under a cap with the `bh` hash, strict JSON, JSON-RPC errors, Host/Origin
  * guards and the Node ⇄ web request adapter.
  */
-export { readBody, hashBody, BodyTooLargeError } from './body.js';
+export { readBody, readNodeBody, hashBody, BodyTooLargeError } from './body.js';
 export type { ReadBody } from './body.js';
 export { jsonRpcError, jsonRpcErrorBody } from './json-rpc.js';
 export {
@@ -14,7 +14,14 @@ export {
   isJsonRpcMessage,
 } from './request-guards.js';
 export type { JsonRpcMessage } from './request-guards.js';
-export { fromWebRequest, fromNodeRequest, writeNodeResponse } from './node-adapter.js';
+export {
+  fromWebRequest,
+  fromNodeRequest,
+  writeNodeResponse,
+  textResponse,
+  toWebResponse,
+  TextResponse,
+} from './node-adapter.js';
 export type { EndpointRequest } from './node-adapter.js';
 export { createLazyEventStreamReply, acceptsEventStream } from './lazy-event-stream.js';
 export type { LazyEventStreamReply } from './lazy-event-stream.js';

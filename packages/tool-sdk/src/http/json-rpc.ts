@@ -1,4 +1,5 @@
 import type { KeelError } from '../contract/index.js';
+import { textResponse } from './node-adapter.js';
 
 /** A JSON-RPC error response (non-2xx bodies carry the KeelError at `error.data`). */
 export function jsonRpcError(
@@ -8,7 +9,7 @@ export function jsonRpcError(
   id: string | number | null = null,
   headers: Record<string, string> = {},
 ): Response {
-  return new Response(
+  return textResponse(
     JSON.stringify({ jsonrpc: '2.0', id, error: { code, message: error.message, data: error } }),
     { status, headers: { 'content-type': 'application/json', ...headers } },
   );

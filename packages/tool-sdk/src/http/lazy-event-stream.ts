@@ -5,6 +5,10 @@
  * deliver progress and log notifications for slow ones.
  */
 
+import { textResponse } from './node-adapter.js';
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
 /** The reply being built. */
 export interface LazyEventStreamReply {
   /** Resolves with the `Response` as soon as its shape is known. */
@@ -46,11 +50,7 @@ export function createLazyEventStreamReply(acceptsSse: boolean): LazyEventStream
       if (finished) return;
       finished = true;
       if (!stream) {
-        settle(
-          new Response(JSON.stringify(message), {
-            headers: { 'content-type': 'application/json' },
-          }),
-        );
+        settle(textResponse(JSON.stringify(message), { headers: JSON_HEADERS }));
         return;
       }
       try {

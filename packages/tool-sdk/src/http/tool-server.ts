@@ -36,7 +36,13 @@ import {
   isLoopbackHost,
   originAllowed,
 } from './request-guards.js';
-import { fromNodeRequest, fromWebRequest, writeNodeResponse } from './node-adapter.js';
+import {
+  fromNodeRequest,
+  fromWebRequest,
+  textResponse,
+  toWebResponse,
+  writeNodeResponse,
+} from './node-adapter.js';
 import { acceptsEventStream, createLazyEventStreamReply } from './lazy-event-stream.js';
 import type { EndpointRequest } from './node-adapter.js';
 
@@ -358,7 +364,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
     }
 
     if (message.id !== undefined && message.method === 'tools/list') {
-      return new Response(
+      return textResponse(
         `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":${registry.listResultJson}}`,
         {
           headers: { 'content-type': 'application/json' },
@@ -375,7 +381,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
       if (claims && claims.tool !== name)
         return unauthenticated(correlationId, 'tool does not match token');
       if (!registry.get(name)) {
-        return new Response(
+        return textResponse(
           jsonRpcErrorBody(message.id, JsonRpcErrorCode.InvalidParams, `Unknown tool: ${name}`),
           {
             headers: { 'content-type': 'application/json' },
@@ -472,7 +478,7 @@ export function createToolServer(options: ToolServerOptions): ToolServer {
 
   return {
     id: options.id,
-    fetch: (request) => handle(fromWebRequest(request, limits.maxBodyBytes)),
+    fetch: (request) => handle(fromWebRequest(request, limits.maxBodyBytes)).then(toWebResponse),
     router() {
       const router = Router();
       // Inside a router express makes req.url relative to the mount path.

@@ -17,6 +17,8 @@ export interface CliConfig {
   readonly budgets: { userDayUsd?: number; tenantMonthUsd?: number };
   readonly redaction: TraceRedaction;
   readonly shutdownGraceMs: number;
+  /** `KEEL_TURN_LOCK_TTL_MS`: how soon a dead process's turn is taken over. Default 30 s. */
+  readonly lockTtlMs?: number;
 }
 
 export class CliConfigError extends Error {
@@ -31,9 +33,7 @@ function positiveNumber(env: Env, name: string): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) {
-    throw new CliConfigError(
-      `${name}="${raw}" is not a positive number — set it in USD, e.g. ${name}=5`,
-    );
+    throw new CliConfigError(`${name}="${raw}" is not a positive number — e.g. ${name}=5`);
   }
   return value;
 }
@@ -54,6 +54,8 @@ environment:
   KEEL_AUTH_JWKS_URL, KEEL_AUTH_ISSUER, KEEL_AUTH_AUDIENCE, KEEL_AUTH_TENANT_CLAIM,
   KEEL_API_KEYS_FILE, KEEL_AUTH=none (development only)
   ANTHROPIC_API_KEY, OPENAI_API_KEY (or the apiKeyEnv that models.yaml names)
+  KEEL_TURN_LOCK_TTL_MS         turn lock TTL in ms (default 30000): how soon another replica
+                                closes a turn whose process died
   OTEL_EXPORTER_OTLP_ENDPOINT   export traces over OTLP/HTTP
 `;
 
@@ -89,6 +91,7 @@ export function cliConfig(args: { agents?: string; models?: string }, env: Env):
   }
   const userDayUsd = positiveNumber(env, 'KEEL_BUDGET_USER_DAY_USD');
   const tenantMonthUsd = positiveNumber(env, 'KEEL_BUDGET_TENANT_MONTH_USD');
+  const lockTtlMs = positiveNumber(env, 'KEEL_TURN_LOCK_TTL_MS');
   const redisUrl = env.REDIS_URL?.trim();
   const apiKey = env.KEEL_GATEWAY_API_KEY?.trim();
   const defaultAgent = env.KEEL_DEFAULT_AGENT?.trim();
@@ -107,5 +110,6 @@ export function cliConfig(args: { agents?: string; models?: string }, env: Env):
     },
     redaction: { prompts: redact.includes('prompts'), toolPayloads: redact.includes('tools') },
     shutdownGraceMs: 10_000,
+    ...(lockTtlMs === undefined ? {} : { lockTtlMs: Math.max(1_000, Math.round(lockTtlMs)) }),
   };
 }

@@ -93,6 +93,7 @@ async function main(): Promise<void> {
       redaction: config.redaction,
       ...(redis === undefined ? {} : { redis }),
       ...(config.defaultAgent === undefined ? {} : { defaultAgent: config.defaultAgent }),
+      ...(config.lockTtlMs === undefined ? {} : { lockTtlMs: config.lockTtlMs }),
     });
     const { url } = await orchestrator.listen(config.port, config.host);
     logger.info(

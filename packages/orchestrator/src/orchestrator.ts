@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Authenticator } from './auth/principal.js';
@@ -54,6 +54,7 @@ export interface OrchestratorOptions {
   readonly logger?: Logger;
   readonly redaction?: TraceRedaction;
   readonly sessionIdleTtlMs?: number;
+  /** Turn lock TTL (a dead process's turn is taken over after it). Default 30 s. */
   readonly lockTtlMs?: number;
   readonly heartbeatMs?: number;
   readonly maxBufferedBytes?: number;
@@ -102,7 +103,8 @@ function storesFor(options: OrchestratorOptions, now: () => number): Stores {
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const now = options.now ?? Date.now;
-  const newId = options.newId ?? randomUUID;
+  // Session, turn and message ids: 128 random bits (S07: ids cannot be guessed).
+  const newId = options.newId ?? (() => randomBytes(16).toString('base64url'));
   const logger = options.logger ?? pino({ name: 'keel-orchestrator' });
   const processEnv = options.env ?? process.env;
   const metrics = createOrchestratorMetrics({ processMetrics: true });

@@ -17,6 +17,7 @@ import { createSseWriter, UI_MESSAGE_STREAM_HEADERS } from '../stream/sse-writer
 import type { UiMessageChunk } from '../stream/ui-message-chunks.js';
 import type { TurnEnvironment } from '../turn/turn-deps.js';
 import type { PendingTurn } from '../turn/turn-runner.js';
+import { httpStatusOf, keelErrorOf } from '../errors/keel-error-of.js';
 import { HttpError, notFound, sendError } from './http-error.js';
 import type { OrchestratorMetrics } from './metrics.js';
 import {
@@ -123,17 +124,17 @@ export function createApp(options: AppOptions): express.Express {
         next();
       },
       (error: unknown) => {
-        const keel = (error as { keel?: { code?: string; message?: string } }).keel;
-        const status = (error as { status?: number }).status ?? 401;
-        sendError(
-          res,
-          new HttpError(
-            status,
-            keel?.code ?? 'UNAUTHENTICATED',
-            keel?.message ?? 'Authentication failed.',
-          ),
+        const keel = keelErrorOf(error, correlationId) ?? {
+          code: 'UNAUTHENTICATED',
+          message: 'Authentication failed.',
+          retryable: false,
           correlationId,
-        );
+        };
+        const status = (error as { status?: number }).status ?? httpStatusOf(keel.code);
+        if (keel.retryAfterMs !== undefined) {
+          res.setHeader('retry-after', String(Math.max(1, Math.ceil(keel.retryAfterMs / 1000))));
+        }
+        res.status(status).json({ error: keel });
       },
     );
   });
@@ -581,17 +582,15 @@ export function createApp(options: AppOptions): express.Express {
       );
       return;
     }
-    const keel = (error as { keel?: { code?: string; message?: string; retryable?: boolean } })
-      .keel;
-    if (keel?.code === 'UNAVAILABLE') {
-      sendError(
-        res,
-        new HttpError(503, 'UNAVAILABLE', keel.message ?? 'A backing store is unavailable.', {
-          retryable: true,
-          retryAfterMs: 1_000,
-        }),
-        correlationId,
-      );
+    const keel = keelErrorOf(error, correlationId);
+    if (keel !== undefined && keel.code !== 'INTERNAL') {
+      const status = httpStatusOf(keel.code);
+      if (keel.retryAfterMs !== undefined) {
+        res.setHeader('retry-after', String(Math.max(1, Math.ceil(keel.retryAfterMs / 1000))));
+      } else if (status === 503) {
+        res.setHeader('retry-after', '1');
+      }
+      res.status(status).json({ error: keel });
       return;
     }
     env.logger.error(

@@ -8,6 +8,7 @@ import type { AgentConfig } from '../config/agent-config.js';
 import type { SessionRecord, StoredMessage } from '../sessions/session-store.js';
 import type { UiMessageChunk } from '../stream/ui-message-chunks.js';
 import type { TurnEnvironment } from '../turn/turn-deps.js';
+import { reapInterruptedTurn } from '../turn/reap-turn.js';
 import { runTurn, type PendingTurn, type TurnResult } from '../turn/turn-runner.js';
 import { HttpError } from './http-error.js';
 import { createMemoryStopRequests, type StopRequests } from '../turn/stop-requests.js';
@@ -133,8 +134,15 @@ export function createTurnService(
     },
 
     async follow(sessionId, options) {
-      const turnId = await env.sessions.activeTurn(sessionId);
-      if (turnId === undefined) return false;
+      let turnId = await env.sessions.activeTurn(sessionId);
+      if (turnId === undefined || turnId.startsWith('reap-')) {
+        // No running turn: only a turn left unfinished by a dead process is worth replaying
+        // (it is closed as interrupted first, S34).
+        const latest = await env.streams.latestTurn(sessionId);
+        if (latest === undefined) return false;
+        if (!(await reapInterruptedTurn(env, sessionId, latest))) return false;
+        turnId = latest;
+      }
       let cursor = options.after;
       while (!options.signal.aborted) {
         const read = await env.streams.read(sessionId, turnId, {
@@ -149,8 +157,9 @@ export function createTurnService(
         }
         if (read.ended) break;
         if (read.entries.length === 0 && (await env.sessions.activeTurn(sessionId)) !== turnId) {
-          // The turn's process died without ending its stream; its lock has lapsed.
-          break;
+          // The turn's process died without ending its stream and its lock lapsed: close it
+          // (or let the replica that got there first), then read the closing chunks.
+          await reapInterruptedTurn(env, sessionId, turnId);
         }
       }
       return true;

@@ -513,6 +513,35 @@ describe('runTurn', () => {
     expect(stored[1]?.metadata).toMatchObject({ model: 'gpt-test' });
   });
 
+  it('when the stream store fails mid-turn, the live client still gets the error and the finish', async () => {
+    const real = h.env.streams;
+    let appends = 0;
+    const failing = {
+      ...real,
+      append: async (sessionId: string, turnId: string, data: string) => {
+        appends += 1;
+        if (appends > 3) {
+          throw Object.assign(new Error('redis down'), {
+            toKeelError: (correlationId: string) => ({
+              code: 'UNAVAILABLE',
+              message: 'session store unavailable (append)',
+              retryable: true,
+              correlationId,
+            }),
+          });
+        }
+        return real.append(sessionId, turnId, data);
+      },
+    };
+    h = { ...h, env: { ...h.env, streams: failing } };
+    h.setScript([say('Hello Ada')]);
+    const result = await run(h.plan());
+    expect(result.status).toBe('error');
+    expect(result.error).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+    expect(types().slice(-2)).toEqual(['error', 'finish']);
+    expect(await h.env.sessions.activeTurn(h.session.id)).toBeUndefined();
+  });
+
   it('regenerate replaces the last answer', async () => {
     h.setScript([say('First answer'), say('Second answer')]);
     await run(h.plan());

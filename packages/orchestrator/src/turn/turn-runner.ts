@@ -17,7 +17,8 @@ import {
 import type { ModelEntry, ModelPrices } from '../config/models-config.js';
 import { costOf, reservationFor } from '../metering/cost.js';
 import type { Principal } from '../auth/principal.js';
-import { ModelCallError, type ModelToolSpec } from '../providers/model-provider.js';
+import type { ModelToolSpec } from '../providers/model-provider.js';
+import { keelErrorOf } from '../errors/keel-error-of.js';
 import type { Reservation } from '../metering/meter.js';
 import { assembleUiMessage, type UiMessagePart } from '../stream/assemble-ui-message.js';
 import type { UiMessageChunk } from '../stream/ui-message-chunks.js';
@@ -97,11 +98,14 @@ const ZERO_USAGE: UsageSoFar = {
 /** A KeelError before the turn stamps its correlation id on it. */
 type ErrorBody = Omit<KeelError, 'correlationId'> & { correlationId?: string };
 
-function keelErrorOf(error: unknown): ErrorBody {
-  if (error instanceof ModelCallError) return error.keel;
-  const keel = (error as { keel?: unknown } | null)?.keel;
-  if (keel !== null && typeof keel === 'object' && 'code' in keel) return keel as KeelError;
-  return { code: 'INTERNAL', message: 'The turn failed unexpectedly.', retryable: true };
+function errorBodyOf(error: unknown): ErrorBody {
+  return (
+    keelErrorOf(error, '') ?? {
+      code: 'INTERNAL',
+      message: 'The turn failed unexpectedly.',
+      retryable: true,
+    }
+  );
 }
 
 /** The highest prices of an alias's entries: a reservation must cover whichever serves. */
@@ -181,14 +185,32 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
   // Chunks are stored in order: each waits for the one before it.
   const chunks: UiMessageChunk[] = [];
   let emitChain: Promise<void> = Promise.resolve();
+  // When the stream store fails, the live client still gets every chunk (with a local id)
+  // and the turn ends with the store's error.
+  let storeError: unknown;
+  let localIds = 0;
   const emit = (chunk: UiMessageChunk): Promise<void> => {
     chunks.push(chunk);
-    emitChain = emitChain.then(async () => {
-      const id = await env.streams.append(session.id, turnId, JSON.stringify(chunk));
+    const link = emitChain.then(async () => {
+      let id: string;
+      try {
+        id = await env.streams.append(session.id, turnId, JSON.stringify(chunk));
+      } catch (error) {
+        storeError ??= error;
+        localIds += 1;
+        id = `0-${localIds}`;
+      }
       plan.onChunk?.(chunk, id);
     });
-    return emitChain;
+    emitChain = link;
+    return link.then(() => {
+      if (storeError !== undefined && !storeFailureReported) {
+        storeFailureReported = true;
+        throw storeError;
+      }
+    });
   };
+  let storeFailureReported = false;
 
   let baseParts: UiMessagePart[] = [];
   let history: StoredMessage[] = [];
@@ -324,7 +346,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     }
     return await finishTurn();
   } catch (error) {
-    const keel = keelErrorOf(error);
+    const keel = errorBodyOf(error);
     log.error(
       { code: keel.code, err: error instanceof Error ? error.message : 'unknown' },
       'turn failed',
@@ -464,7 +486,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
       }
       reservation = reserved.reservation;
     } catch (error) {
-      const keel = keelErrorOf(error);
+      const keel = errorBodyOf(error);
       trace.endSpan(stepSpan, { status: 'error', error: keel });
       await endWith(keel, 'error');
       return 'end';
@@ -549,7 +571,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
         }
       }
     } catch (error) {
-      failure = plan.signal.aborted ? undefined : keelErrorOf(error);
+      failure = plan.signal.aborted ? undefined : errorBodyOf(error);
     }
     await closeOpenParts();
 
@@ -614,6 +636,8 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     trace.endSpan(stepSpan, { status: 'ok' });
     await emit({ type: 'finish-step' });
     await saveAssistant();
+    // Saved at each step end too, so a turn whose process dies keeps its trace (S34).
+    env.traces.save(trace.snapshot()).catch(() => log.warn('could not store the trace'));
 
     if (plan.signal.aborted) {
       status = stoppedStatus();
@@ -805,7 +829,7 @@ async function routeMessage(
       if (event.type === 'finish') stepUsage = { ...event.usage };
     }
   } catch (error) {
-    trace.endSpan(span, { status: 'error', error: keelErrorOf(error) });
+    trace.endSpan(span, { status: 'error', error: errorBodyOf(error) });
   }
   const served = call.served() ?? entries[0];
   const costUsd = served === undefined ? 0 : costOf(served.prices, stepUsage);

@@ -35,6 +35,7 @@ import { createRedisTraceStore } from './traces/redis-trace-store.js';
 import { createTraceRecorder, type TraceRedaction } from './traces/trace-recorder.js';
 import type { TraceStore } from './traces/trace.js';
 import { createMemoryStopRequests, createRedisStopRequests } from './turn/stop-requests.js';
+import { createMemorySummaryStore, createRedisSummaryStore } from './turn/summary-store.js';
 import type { CallModel, TurnEnvironment } from './turn/turn-deps.js';
 
 export interface OrchestratorOptions {
@@ -169,6 +170,12 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         toolsTokens: 0,
       }).messages,
     ],
+    summaries:
+      options.redis === undefined
+        ? createMemorySummaryStore()
+        : createRedisSummaryStore(options.redis, {
+            ...(options.sessionIdleTtlMs === undefined ? {} : { ttlMs: options.sessionIdleTtlMs }),
+          }),
     newTrace: (input) =>
       createTraceRecorder({
         ...input,

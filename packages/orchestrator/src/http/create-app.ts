@@ -311,6 +311,7 @@ export function createApp(options: AppOptions): express.Express {
         await turns.stop(session.id);
       }
       await env.sessions.delete(session.id);
+      await env.summaries?.delete(session.id);
       res.status(204).end();
     }),
   );

@@ -17,6 +17,7 @@ import type { ModelAttempt } from '../providers/fallback-client.js';
 import type { SessionStore, TurnStreamStore } from '../sessions/session-store.js';
 import type { TraceStore, TurnTrace } from '../traces/trace.js';
 import type { TraceRecorder } from '../traces/trace-recorder.js';
+import type { SummaryStore } from './summary-store.js';
 
 /** A model step in flight: its events, then which entry served it and the attempts made. */
 export interface ModelStepCall {
@@ -55,6 +56,8 @@ export interface TurnEnvironment {
     window: { contextWindow: number; maxOutputTokens: number; systemAndToolsTokens: number },
   ): ModelMessage[];
   newTrace(input: NewTraceInput): TurnTraceRecorder;
+  /** The running summaries of context strategy `summary`. Without it, the window only cuts. */
+  readonly summaries?: SummaryStore;
   /** OTLP export of finished traces, when configured. */
   exportTrace?(trace: TurnTrace): Promise<void>;
   readonly logger: Logger;

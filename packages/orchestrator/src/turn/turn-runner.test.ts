@@ -17,6 +17,7 @@ import { assembleUiMessage } from '../stream/assemble-ui-message.js';
 import { uiMessageChunkSchema, type UiMessageChunk } from '../stream/ui-message-chunks.js';
 import { createMemoryTraceStore } from '../traces/memory-trace-store.js';
 import { createTraceRecorder } from '../traces/trace-recorder.js';
+import { createMemorySummaryStore } from './summary-store.js';
 import type { CallModel, TurnEnvironment } from './turn-deps.js';
 import { runTurn, type PendingTurn, type TurnPlan } from './turn-runner.js';
 
@@ -540,6 +541,49 @@ describe('runTurn', () => {
     expect(result.error).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
     expect(types().slice(-2)).toEqual(['error', 'finish']);
     expect(await h.env.sessions.activeTurn(h.session.id)).toBeUndefined();
+  });
+
+  it('context strategy summary: what the window leaves out is summarised by the summary model, then extended', async () => {
+    const summaries = createMemorySummaryStore();
+    h = {
+      ...h,
+      env: { ...h.env, summaries, fitToWindow: (messages) => messages.slice(-1) },
+    };
+    const agent = agentOf({ context: { strategy: 'summary', summaryModel: 'fast' } });
+    const text = (t: string) => [{ type: 'text' as const, text: t, state: 'done' as const }];
+    await h.env.sessions.appendMessage(h.session.id, {
+      id: 'old-u',
+      role: 'user',
+      parts: text('My name is Ada'),
+    });
+    await h.env.sessions.appendMessage(h.session.id, {
+      id: 'old-a',
+      role: 'assistant',
+      parts: text('Hi Ada'),
+    });
+    h.setScript([say('Ada introduced herself.'), say('Order 7 shipped.')]);
+    await run(h.plan({ agent }));
+    expect(h.requests[0]?.system).toContain('Summarise');
+    expect(JSON.stringify(h.requests[0]?.messages)).toContain('My name is Ada');
+    const main = h.requests[1];
+    expect(main?.messages).toHaveLength(1);
+    expect(main?.messages[0]?.content[0]).toEqual({
+      type: 'text',
+      text: '(Summary of the earlier conversation: Ada introduced herself.)',
+    });
+    expect(await summaries.get(h.session.id)).toEqual({
+      covered: 2,
+      text: 'Ada introduced herself.',
+    });
+    const stored = await h.env.sessions.readMessages(h.session.id);
+    expect(stored).toHaveLength(4); // the stored history is never cut
+
+    h.setScript([say('Ada asked about order 7; it shipped.'), say('You are welcome.')]);
+    await run(h.plan({ agent }));
+    const extend = JSON.stringify(h.requests[2]?.messages);
+    expect(extend).toContain('Summary so far:\\nAda introduced herself.');
+    expect(extend).not.toContain('My name is Ada');
+    expect((await summaries.get(h.session.id))?.covered).toBe(4);
   });
 
   it('regenerate replaces the last answer', async () => {

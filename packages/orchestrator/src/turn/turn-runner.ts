@@ -17,7 +17,7 @@ import {
 import type { ModelEntry, ModelPrices } from '../config/models-config.js';
 import { costOf, reservationFor } from '../metering/cost.js';
 import type { Principal } from '../auth/principal.js';
-import type { ModelToolSpec } from '../providers/model-provider.js';
+import type { ModelMessage, ModelToolSpec } from '../providers/model-provider.js';
 import { keelErrorOf } from '../errors/keel-error-of.js';
 import type { Reservation } from '../metering/meter.js';
 import { assembleUiMessage, type UiMessagePart } from '../stream/assemble-ui-message.js';
@@ -429,11 +429,37 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
       tools,
     });
     const allMessages = historyToModelMessages([...history, currentMessage()]);
-    const messages = env.fitToWindow(allMessages, {
+    const summarizing = agent.context.strategy === 'summary';
+    let messages = env.fitToWindow(allMessages, {
       contextWindow: Math.min(...entries.map((e) => e.contextWindow)),
       maxOutputTokens,
-      systemAndToolsTokens,
+      // Room for the summary of what is left out.
+      systemAndToolsTokens: systemAndToolsTokens + (summarizing ? SUMMARY_MAX_TOKENS : 0),
     });
+    const droppedCount = allMessages.length - messages.length;
+    if (summarizing && droppedCount > 0) {
+      const summary = await summaryOf(
+        env,
+        plan,
+        trace,
+        turnSpan,
+        usage,
+        allMessages.slice(0, droppedCount),
+      );
+      const first = messages[0];
+      if (summary !== undefined && first !== undefined && first.role === 'user') {
+        messages = [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: `(Summary of the earlier conversation: ${summary})` },
+              ...first.content,
+            ],
+          },
+          ...messages.slice(1),
+        ];
+      }
+    }
     const request = {
       system: stepPlan.system,
       messages,
@@ -771,6 +797,92 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
   }
 }
 
+/**
+ * A model call whose text the turn uses itself (routing, summarising): metered against the
+ * same budgets, traced as a step, never streamed to the client. Undefined when the budget
+ * refuses it or the model fails (the caller falls back).
+ */
+async function sideCall(
+  env: TurnEnvironment,
+  plan: TurnPlan,
+  trace: TurnTraceRecorder,
+  parentSpan: string,
+  usage: UsageSoFar,
+  call: { alias: string; name: string; system: string; text: string; maxOutputTokens: number },
+): Promise<{ text: string; spanId: string } | undefined> {
+  const { agent } = plan;
+  const span = trace.startSpan('step', `${call.name} ${call.alias}`, {
+    parentSpanId: parentSpan,
+    attributes: {
+      'gen_ai.operation.name': 'chat',
+      'keel.model_alias': call.alias,
+      [`keel.${call.name}`]: true,
+      'gen_ai.request.max_tokens': call.maxOutputTokens,
+    },
+    payload: { system: call.system, messages: [call.text] },
+  });
+  const request = {
+    system: call.system,
+    messages: [{ role: 'user' as const, content: [{ type: 'text' as const, text: call.text }] }],
+    tools: [],
+    maxOutputTokens: call.maxOutputTokens,
+    signal: plan.signal,
+  };
+  const entries = env.models.models[call.alias] ?? [];
+  const reserved = await env.meter.reserve(
+    { tenant: plan.principal.tenant, user: plan.principal.user, sessionId: plan.session.id },
+    {
+      ...(agent.limits.budgetUsd === undefined ? {} : { sessionUsd: agent.limits.budgetUsd }),
+      ...env.budgets,
+    },
+    reservationFor(pricesMax(entries), env.estimateTokens(request), call.maxOutputTokens),
+  );
+  if (!reserved.ok) {
+    trace.endSpan(span, {
+      status: 'error',
+      error: { code: 'BUDGET_EXCEEDED', message: `${call.name} skipped`, retryable: false },
+    });
+    return undefined;
+  }
+  let answer = '';
+  let failed = false;
+  let stepUsage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
+  const stream = env.callModel(call.alias, request);
+  try {
+    for await (const event of stream.events) {
+      if (event.type === 'text-delta') answer += event.text;
+      if (event.type === 'finish') stepUsage = { ...event.usage };
+    }
+  } catch (error) {
+    failed = true;
+    trace.endSpan(span, { status: 'error', error: errorBodyOf(error) });
+  }
+  const served = stream.served() ?? entries[0];
+  const costUsd = served === undefined ? 0 : costOf(served.prices, stepUsage);
+  await env.meter
+    .settle(reserved.reservation, {
+      model: served?.model ?? call.alias,
+      provider: served?.provider ?? 'unknown',
+      ...stepUsage,
+      costUsd,
+    })
+    .catch(() => undefined);
+  usage.inputTokens += stepUsage.inputTokens;
+  usage.outputTokens += stepUsage.outputTokens;
+  usage.cacheReadTokens += stepUsage.cacheReadTokens;
+  usage.cacheWriteTokens += stepUsage.cacheWriteTokens;
+  usage.costUsd += costUsd;
+  if (failed) return undefined;
+  trace.setAttributes(span, {
+    'gen_ai.usage.input_tokens': stepUsage.inputTokens,
+    'gen_ai.usage.output_tokens': stepUsage.outputTokens,
+    'keel.cost_usd': costUsd,
+    ...(served === undefined ? {} : { 'gen_ai.request.model': served.model }),
+  });
+  trace.setPayload(span, 'response', { text: answer });
+  return { text: answer, spanId: span };
+}
+
 /** Asks the router model which handler answers the newest user message. */
 async function routeMessage(
   env: TurnEnvironment,
@@ -787,66 +899,74 @@ async function routeMessage(
   const system = `${renderPrompt(router.prompt, plan.session.input)}\n\nAnswer with exactly one of: ${names
     .map((n) => `"${n}" (${agent.handlers[n]?.description ?? ''})`)
     .join(', ')}.`;
-  const span = trace.startSpan('step', `route ${router.model}`, {
-    parentSpanId: parentSpan,
-    attributes: {
-      'gen_ai.operation.name': 'chat',
-      'keel.model_alias': router.model,
-      'keel.router': true,
-    },
-  });
-  const request = {
+  const result = await sideCall(env, plan, trace, parentSpan, usage, {
+    alias: router.model,
+    name: 'route',
     system,
-    messages: [{ role: 'user' as const, content: [{ type: 'text' as const, text }] }],
-    tools: [],
+    text,
     maxOutputTokens: 16,
-    signal: plan.signal,
-  };
-  const entries = env.models.models[router.model] ?? [];
-  const prices = pricesMax(entries);
-  const estimated = env.estimateTokens(request);
-  const reserved = await env.meter.reserve(
-    { tenant: plan.principal.tenant, user: plan.principal.user, sessionId: plan.session.id },
-    {
-      ...(agent.limits.budgetUsd === undefined ? {} : { sessionUsd: agent.limits.budgetUsd }),
-      ...env.budgets,
-    },
-    reservationFor(prices, estimated, 16),
-  );
-  if (!reserved.ok) {
-    trace.endSpan(span, {
-      status: 'error',
-      error: { code: 'BUDGET_EXCEEDED', message: 'router skipped', retryable: false },
-    });
-    return names[0];
-  }
-  let answer = '';
-  let stepUsage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
-  const call = env.callModel(router.model, request);
-  try {
-    for await (const event of call.events) {
-      if (event.type === 'text-delta') answer += event.text;
-      if (event.type === 'finish') stepUsage = { ...event.usage };
-    }
-  } catch (error) {
-    trace.endSpan(span, { status: 'error', error: errorBodyOf(error) });
-  }
-  const served = call.served() ?? entries[0];
-  const costUsd = served === undefined ? 0 : costOf(served.prices, stepUsage);
-  await env.meter
-    .settle(reserved.reservation, {
-      model: served?.model ?? router.model,
-      provider: served?.provider ?? 'unknown',
-      ...stepUsage,
-      costUsd,
-    })
-    .catch(() => undefined);
-  usage.inputTokens += stepUsage.inputTokens;
-  usage.outputTokens += stepUsage.outputTokens;
-  usage.costUsd += costUsd;
-  const lowered = answer.toLowerCase();
+  });
+  const lowered = (result?.text ?? '').toLowerCase();
   const chosen = names.find((n) => lowered.includes(n.toLowerCase())) ?? names[0];
-  trace.setAttributes(span, { 'keel.handler': chosen ?? '', 'keel.cost_usd': costUsd });
-  trace.endSpan(span, { status: 'ok' });
+  if (result !== undefined) {
+    trace.setAttributes(result.spanId, { 'keel.handler': chosen ?? '' });
+    trace.endSpan(result.spanId, { status: 'ok' });
+  }
   return chosen;
+}
+
+/** Renders model messages as plain text for the summary model. */
+function transcript(messages: readonly ModelMessage[]): string {
+  return messages
+    .map((m) =>
+      m.content
+        .map((p) =>
+          p.type === 'text'
+            ? `${m.role}: ${p.text}`
+            : p.type === 'tool-call'
+              ? `assistant called ${p.toolName} ${JSON.stringify(p.input)}`
+              : `${p.toolName} ${p.isError ? 'failed' : 'returned'}: ${p.content.slice(0, 2_000)}`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+}
+
+export const SUMMARY_MAX_TOKENS = 512;
+
+/**
+ * The running summary of what the window left out (context strategy `summary`): reused while
+ * the same messages are out, extended with the newly dropped ones (previous summary + them)
+ * by the agent's summary model. Undefined when it cannot be made (budget, model failure).
+ */
+async function summaryOf(
+  env: TurnEnvironment,
+  plan: TurnPlan,
+  trace: TurnTraceRecorder,
+  parentSpan: string,
+  usage: UsageSoFar,
+  dropped: readonly ModelMessage[],
+): Promise<string | undefined> {
+  const store = env.summaries;
+  if (store === undefined) return undefined;
+  const saved = await store.get(plan.session.id).catch(() => undefined);
+  if (saved !== undefined && saved.covered === dropped.length) return saved.text;
+  const extending = saved !== undefined && saved.covered < dropped.length;
+  const fresh = extending ? dropped.slice(saved.covered) : dropped;
+  const text = `${extending ? `Summary so far:\n${saved.text}\n\nThen:\n` : ''}${transcript(fresh)}`;
+  const result = await sideCall(env, plan, trace, parentSpan, usage, {
+    alias: plan.agent.context.summaryModel ?? plan.agent.model,
+    name: 'summarize',
+    system:
+      "Summarise this conversation between a user and an assistant for the assistant's memory: the facts, ids, decisions and open questions, in a few short sentences. Output only the summary.",
+    text,
+    maxOutputTokens: SUMMARY_MAX_TOKENS,
+  });
+  if (result === undefined) return saved?.text;
+  trace.setAttributes(result.spanId, { 'keel.summarized_messages': dropped.length });
+  trace.endSpan(result.spanId, { status: 'ok' });
+  await store
+    .set(plan.session.id, { covered: dropped.length, text: result.text })
+    .catch(() => undefined);
+  return result.text;
 }

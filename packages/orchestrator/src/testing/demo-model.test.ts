@@ -126,7 +126,7 @@ describe('demo model', () => {
     const call = first.content.find((b) => b.type === 'tool_use');
     expect(call).toMatchObject({
       name: 'orders__refund_order',
-      input: { orderId: 'ord_1003', reason: 'Please refund ord_1003, it arrived damaged.' },
+      input: { orderId: 'ord_1003', reason: 'it arrived damaged' },
     });
     const error = {
       code: 'ORDER_NOT_REFUNDABLE',
@@ -176,9 +176,9 @@ describe('demo model', () => {
     expect(call?.type === 'function' && JSON.parse(call.function.arguments)).toEqual({
       query: 'What is your return policy',
     });
-    const hits = {
-      hits: [{ id: 'returns', title: 'Returns', score: 3.2, snippet: 'Return within 30 days.' }],
-    };
+    // Long or cut-off snippets are cut at a sentence end within 160 characters.
+    const snippet = `Return within 30 days. ${'Long details follow here. '.repeat(5)}Step 1. Sign in and…`;
+    const hits = { hits: [{ id: 'returns', title: 'Returns', score: 3.2, snippet }] };
     const second = await openai.chat.completions.create({
       model: 'fast',
       tools: [searchArticles],
@@ -189,7 +189,7 @@ describe('demo model', () => {
       ],
     });
     expect(second.choices[0]!.message.content).toBe(
-      'Our help article "Returns" covers this: Return within 30 days.',
+      `Our help article "Returns" covers this: Return within 30 days. ${'Long details follow here. '.repeat(5).trim()}`,
     );
     expect(second.choices[0]!.finish_reason).toBe('stop');
   });

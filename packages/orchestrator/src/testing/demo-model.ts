@@ -148,8 +148,21 @@ function summariseSearch(output: Json): string {
   const top = hits[0];
   if (top === undefined) return "I couldn't find an article about that in our help centre.";
   const full = typeof top['snippet'] === 'string' ? top['snippet'].replace(/\s+/g, ' ').trim() : '';
-  const snippet = full.length > 160 ? `${full.slice(0, 160)}…` : full;
-  return `Our help article "${String(top['title'])}" covers this${snippet !== '' ? `: ${snippet}` : '.'}`;
+  return `Our help article "${String(top['title'])}" covers this${full !== '' ? `: ${firstSentences(full, 160)}` : '.'}`;
+}
+
+/**
+ * Whole sentences up to `max` characters (a search snippet may stop mid-sentence with `…`),
+ * else the first `max` characters and an ellipsis.
+ */
+function firstSentences(text: string, max: number): string {
+  if (text.length <= max && !text.endsWith('…')) return text;
+  let end = -1;
+  for (const match of text.slice(0, max + 1).matchAll(/[^\d\s][.?!](?=\s+[A-Z])/g)) {
+    end = match.index + 2;
+  }
+  if (end > 0) return text.slice(0, end);
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
 }
 
 function summarise(name: string, result: LocalModelToolResult): string {
@@ -199,7 +212,12 @@ export function demoModelScript(request: LocalModelRequest): LocalModelReply {
 
   const offered = new Set(request.tools.map((t) => t.name));
   if (orderId !== undefined && lowered.includes('refund') && offered.has('orders__refund_order')) {
-    const reason = userText.length >= 3 ? userText.slice(0, 200) : 'customer request';
+    // The words after the order id ("..., it arrived damaged."), else the whole message.
+    const after = userText
+      .slice(userText.toLowerCase().indexOf(orderId) + orderId.length)
+      .replace(/^[\s,.;:!?-]+/, '')
+      .replace(/[\s.!?]+$/, '');
+    const reason = (after.length >= 3 ? after : userText).slice(0, 200);
     return reply(request, `I'll request a refund for ${orderId}.`, [
       { name: 'orders__refund_order', arguments: { orderId, reason } },
     ]);

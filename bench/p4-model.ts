@@ -10,13 +10,16 @@ export const REPLY_TEXT =
   'Thanks for reaching out. Your order shipped this morning and should arrive within two ' +
   'business days. You can follow it from the tracking link in your confirmation email anytime.';
 
-const hold = process.env.P_MODEL_HOLD === '1';
 const never = new Promise<void>(() => undefined);
 let received = 0;
+let held = 0;
 const server = await createLocalModelServer({
-  script: async () => {
+  script: async (request) => {
     received++;
-    if (hold) await never;
+    if (request.messages.some((m) => m.text.includes('[hold]'))) {
+      held++;
+      await never;
+    }
     return { text: REPLY_TEXT, usage: { inputTokens: 40, outputTokens: 50 } };
   },
 });
@@ -24,7 +27,7 @@ const server = await createLocalModelServer({
 setInterval(() => {
   (server.requests as unknown[]).length = 0;
 }, 1_000).unref();
-process.on('SIGUSR2', () => process.stdout.write(`RECEIVED ${received}\n`));
+process.on('SIGUSR2', () => process.stdout.write(`RECEIVED ${received} ${held}\n`));
 announceReady(Number(new URL(server.url).port));
 process.on('SIGTERM', () => {
   void server.close().finally(() => process.exit(0));

@@ -50,7 +50,12 @@ const gateway: ToolGateway = {
   listTools: async () => [],
   callTool: async () => ({
     ok: false,
-    error: { code: 'NOT_FOUND' as const, message: 'no tools', retryable: false },
+    error: {
+      code: 'NOT_FOUND' as const,
+      message: 'no tools',
+      retryable: false,
+      correlationId: 'bench',
+    },
   }),
   ping: async () => true,
   close: async () => undefined,

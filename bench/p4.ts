@@ -1,6 +1,6 @@
 /**
  * P4: time to first token through the orchestrator vs reading the same local model server
- * directly. The model server (its own process) answers every request with the same ~180-char
+ * directly. The model server (its own process) answers every request with the same ~180-character
  * text, streamed. Baseline: a streamed Anthropic Messages request straight to it, timed from
  * request start to the first `text_delta` event. Candidate: one orchestrator replica (its own
  * process, Redis stores, dev auth, a tool gateway with no tools) relaying that model, timed from
@@ -221,7 +221,7 @@ try {
       orchestrator:
         'separate process, createOrchestrator with Redis stores (127.0.0.1:6379), dev auth, ' +
         'no tools, pino silent; a new session per turn (created untimed)',
-      model_server: 'createLocalModelServer in its own process, ~180-char reply, chunk size 8',
+      model_server: 'createLocalModelServer in its own process, ~180-character reply, chunk size 8',
     },
     baseline,
     candidate,

@@ -54,7 +54,11 @@ export type ModelEvent =
   | { readonly type: 'text-delta'; readonly text: string }
   | { readonly type: 'reasoning-delta'; readonly text: string }
   | { readonly type: 'tool-call-start'; readonly toolCallId: string; readonly toolName: string }
-  | { readonly type: 'tool-call-delta'; readonly toolCallId: string; readonly inputTextDelta: string }
+  | {
+      readonly type: 'tool-call-delta';
+      readonly toolCallId: string;
+      readonly inputTextDelta: string;
+    }
   | {
       readonly type: 'tool-call';
       readonly toolCallId: string;

@@ -2,10 +2,12 @@
  * P4/P5 orchestrator: one replica as a separate process, the production composition root
  * (`createOrchestrator`) with the Redis stores (or in-memory stores with `P_STORE=memory`), dev
  * auth, an in-process tool gateway with no tools, and one model alias pointing at the local
- * model server. With `P_GC_HOOK=1`, SIGUSR2 forces a GC and prints `MEM <json>` (P5).
+ * model server. With `P_GC_HOOK=1`, SIGUSR2 forces a GC and prints `MEM <json>` (P5), after
+ * writing a heap snapshot into `P_HEAP_SNAPSHOT_DIR` when that is set (diagnosis).
  */
 import { pino } from 'pino';
-import { setFlagsFromString } from 'node:v8';
+import { join } from 'node:path';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createAuthenticator, createOrchestrator } from '@keel/orchestrator';
 import { createRedisClient, redisReady } from '@keel/tool-sdk';
@@ -82,9 +84,16 @@ const { port } = await orchestrator.listen(0);
 if (process.env.P_GC_HOOK === '1') {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
+  let snapshots = 0;
   process.on('SIGUSR2', () => {
     gc();
     gc();
+    // Diagnosis only: where the memory goes (open the files in Chrome DevTools).
+    if (process.env.P_HEAP_SNAPSHOT_DIR) {
+      writeHeapSnapshot(
+        join(process.env.P_HEAP_SNAPSHOT_DIR, `p5-${process.pid}-${++snapshots}.heapsnapshot`),
+      );
+    }
     process.stdout.write(`MEM ${JSON.stringify(process.memoryUsage())}\n`);
   });
 }

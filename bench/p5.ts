@@ -28,6 +28,8 @@ const SETTLE_MS = Number(process.env.P5_SETTLE_MS ?? 2_000);
 const OPEN_TIMEOUT_MS = 120_000;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TENANT = `bench-p5-${process.pid}`;
+/** `memory` runs the orchestrator on its in-memory stores instead (a comparison, not the figure). */
+const STORE = process.env.P5_STORE === 'memory' ? 'memory' : 'redis';
 
 const machineCpus = cpus();
 const pinned = canPin(machineCpus.length);
@@ -51,7 +53,7 @@ function ask(server: ChildServer, pattern: RegExp): Promise<RegExpExecArray> {
     const timer = setTimeout(() => {
       server.child.stdout?.off('data', onData);
       reject(new Error(`no ${pattern} from child`));
-    }, 10_000);
+    }, 60_000);
     const onData = (chunk: Buffer) => {
       out += chunk.toString();
       const match = pattern.exec(out);
@@ -169,6 +171,19 @@ async function inBatches<T>(count: number, width: number, fn: (i: number) => Pro
   return out;
 }
 
+/** Waits until /readyz answers 200 (Redis reachable again after a long pause, e.g. a snapshot). */
+async function ready(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error('orchestrator not ready');
+}
+
 interface RunResult {
   before: Memory;
   after: Memory;
@@ -188,7 +203,12 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
     children.push(model);
     const orchestrator = await startServer(
       join(here, 'p4-orchestrator.ts'),
-      { REDIS_URL, P_MODEL_URL: `http://127.0.0.1:${model.port}`, P_GC_HOOK: '1' },
+      {
+        REDIS_URL,
+        P_MODEL_URL: `http://127.0.0.1:${model.port}`,
+        P_GC_HOOK: '1',
+        P_STORE: STORE,
+      },
       serverCore,
     );
     children.push(orchestrator);
@@ -219,6 +239,7 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
     control.destroy();
     await sleep(SETTLE_MS);
     const before = await memoryOf(orchestrator);
+    await ready(port);
 
     const started = process.hrtime.bigint();
     let timer: NodeJS.Timeout | undefined;
@@ -280,7 +301,7 @@ try {
       (pinned
         ? 'model server and orchestrator on core 0, client on core 1'
         : 'not pinned (taskset or 2 cores unavailable)') +
-      `; orchestrator store Redis; load average at start ${loadAtStart.join(' ')}`,
+      `; orchestrator store ${STORE}; load average at start ${loadAtStart.join(' ')}`,
   );
   const runs: RunResult[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -338,9 +359,10 @@ try {
       measure:
         'orchestrator VmRSS (/proc/<pid>/status) after a forced GC, idle with sessions created ' +
         'vs with every stream past its first frame and every turn waiting on the model',
+      store: STORE,
       orchestrator:
-        'separate process, createOrchestrator with Redis stores (127.0.0.1:6379), dev auth, ' +
-        'no tools, pino silent; one session per stream',
+        `separate process, createOrchestrator with ${STORE === 'redis' ? 'Redis stores (127.0.0.1:6379)' : 'in-memory stores'}, ` +
+        'dev auth, no tools, pino silent; one session per stream',
       model_server:
         'createLocalModelServer in its own process; held replies send no headers until stopped',
     },

@@ -154,6 +154,10 @@ export function createMemoryTurnStreamStore(
       return add(sessionId, turnId, data, false);
     },
 
+    async appendMany(sessionId, turnId, data) {
+      return data.map((d) => add(sessionId, turnId, d, false));
+    },
+
     async end(sessionId, turnId) {
       add(sessionId, turnId, '', true);
     },

@@ -53,6 +53,19 @@ redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return id
 `);
 
+// KEYS: stream, lastturn, turns. ARGV: turn id, maxlen, ttl, then one value per chunk.
+const ADD_MANY = luaScript(`
+local ids = {}
+for i = 4, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return ids
+`);
+
 const DEFAULT_COUNT = 1_000;
 const READY_TIMEOUT_MS = 1_000;
 
@@ -217,6 +230,17 @@ export function createRedisTurnStreamStore(options: RedisTurnStreamStoreOptions)
   return {
     append: (sessionId, turnId, data) =>
       storeStep('turnStream.append', () => add(sessionId, turnId, 'd', data)),
+
+    appendMany: (sessionId, turnId, data) =>
+      storeStep('turnStream.append', async () => {
+        if (data.length === 0) return [];
+        const k = sessionKeys(prefix, sessionId);
+        return (await ADD_MANY.run(
+          redis,
+          [k.stream(turnId), k.lastTurn, k.turns],
+          [turnId, maxLen, ttlMs, ...data],
+        )) as string[];
+      }),
 
     end: (sessionId, turnId) =>
       storeStep('turnStream.end', async () => {

@@ -111,6 +111,8 @@ export interface TurnStreamRead {
 export interface TurnStreamStore {
   /** Appends one chunk (JSON text); returns its entry id. */
   append(sessionId: string, turnId: string, data: string): Promise<string>;
+  /** Appends several chunks in order in one round trip; returns their entry ids. */
+  appendMany(sessionId: string, turnId: string, data: readonly string[]): Promise<string[]>;
   /** Marks the turn's stream ended (readers then stop). */
   end(sessionId: string, turnId: string): Promise<void>;
   read(sessionId: string, turnId: string, options?: ReadTurnStreamOptions): Promise<TurnStreamRead>;

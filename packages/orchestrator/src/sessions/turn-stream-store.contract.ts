@@ -67,6 +67,23 @@ export function turnStreamStoreContract(
       expect((await streams.read(sid(), 'turn-1')).entries).toEqual([]);
     });
 
+    it('appendMany adds chunks in order after earlier ones, with increasing ids', async () => {
+      const streams = await setup();
+      const s = sid();
+      const first = await streams.append(s, 't', chunk(0));
+      const many = await streams.appendMany(s, 't', [chunk(1), chunk(2), chunk(3)]);
+      expect(many).toHaveLength(3);
+      expect(await streams.appendMany(s, 't', [])).toEqual([]);
+      const ids = [first, ...many];
+      for (let i = 1; i < ids.length; i++) {
+        expect(compareEntryIds(ids[i]!, ids[i - 1]!)).toBeGreaterThan(0);
+      }
+      expect((await streams.read(s, 't')).entries).toEqual(
+        ids.map((id, i) => ({ id, data: chunk(i) })),
+      );
+      expect(await streams.latestTurn(s)).toBe('t');
+    });
+
     it('reads strictly after an entry id, and at most `count` entries', async () => {
       const streams = await setup();
       const s = sid();

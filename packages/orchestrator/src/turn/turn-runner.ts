@@ -182,35 +182,60 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     Math.max(1_000, Math.floor(lockTtlMs / 3)),
   );
 
-  // Chunks are stored in order: each waits for the one before it.
+  // Chunks are stored in order, batched: while one write is in flight, the chunks made
+  // meanwhile queue and go in the next write (one round trip). Each reaches the live client
+  // once stored, with its entry id. When the stream store fails, the live client still gets
+  // every chunk (with a local id) and the turn ends with the store's error at its next flush.
   const chunks: UiMessageChunk[] = [];
-  let emitChain: Promise<void> = Promise.resolve();
-  // When the stream store fails, the live client still gets every chunk (with a local id)
-  // and the turn ends with the store's error.
+  const queue: UiMessageChunk[] = [];
+  let writing: Promise<void> | undefined;
   let storeError: unknown;
+  let storeFailureReported = false;
   let localIds = 0;
-  const emit = (chunk: UiMessageChunk): Promise<void> => {
-    chunks.push(chunk);
-    const link = emitChain.then(async () => {
-      let id: string;
-      try {
-        id = await env.streams.append(session.id, turnId, JSON.stringify(chunk));
-      } catch (error) {
-        storeError ??= error;
-        localIds += 1;
-        id = `0-${localIds}`;
+  const write = async (): Promise<void> => {
+    while (queue.length > 0) {
+      const batch = queue.splice(0, 256);
+      let ids: string[] | undefined;
+      if (storeError === undefined) {
+        try {
+          const data = batch.map((c) => JSON.stringify(c));
+          ids =
+            data.length === 1
+              ? [await env.streams.append(session.id, turnId, data[0] as string)]
+              : await env.streams.appendMany(session.id, turnId, data);
+        } catch (error) {
+          storeError = error;
+        }
       }
-      plan.onChunk?.(chunk, id);
-    });
-    emitChain = link;
-    return link.then(() => {
-      if (storeError !== undefined && !storeFailureReported) {
-        storeFailureReported = true;
-        throw storeError;
-      }
+      batch.forEach((chunk, i) => {
+        const id = ids?.[i] ?? `0-${(localIds += 1)}`;
+        plan.onChunk?.(chunk, id);
+      });
+    }
+  };
+  const startWriting = (): void => {
+    if (writing !== undefined || queue.length === 0) return;
+    writing = write().finally(() => {
+      writing = undefined;
+      startWriting();
     });
   };
-  let storeFailureReported = false;
+  const emit = (chunk: UiMessageChunk): void => {
+    chunks.push(chunk);
+    queue.push(chunk);
+    startWriting();
+  };
+  /** Waits until every chunk so far is stored and delivered; throws a store failure once. */
+  const flush = async (): Promise<void> => {
+    while (writing !== undefined || queue.length > 0) {
+      startWriting();
+      await writing;
+    }
+    if (storeError !== undefined && !storeFailureReported) {
+      storeFailureReported = true;
+      throw storeError;
+    }
+  };
 
   let baseParts: UiMessagePart[] = [];
   let history: StoredMessage[] = [];
@@ -224,7 +249,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     };
   };
   const saveAssistant = async (metadata?: KeelMessageMetadata): Promise<void> => {
-    await emitChain;
+    await flush();
     await env.sessions.removeLastMessage(session.id, assistantMessageId);
     await env.sessions.appendMessage(session.id, currentMessage(metadata));
   };
@@ -260,21 +285,37 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     turnError = error;
     status = kind === 'limit' ? 'limited' : 'error';
     if (kind === 'limit') {
-      await emit({ type: KEEL_DATA_PART_TYPES.limit, data: { error } });
+      emit({ type: KEEL_DATA_PART_TYPES.limit, data: { error } });
     }
-    await emit({ type: 'error', errorText: JSON.stringify(error) });
+    emit({ type: 'error', errorText: JSON.stringify(error) });
   };
 
   try {
-    // 1. The user's message is stored before any model is called.
-    if (plan.userMessage !== undefined) {
-      if (plan.regenerate === true) {
-        const last = (await env.sessions.readMessages(session.id, 1))[0];
-        if (last?.role === 'assistant') await env.sessions.removeLastMessage(session.id, last.id);
-      }
-      await env.sessions.appendMessage(session.id, plan.userMessage);
+    emit({
+      type: 'start',
+      messageId: assistantMessageId,
+      messageMetadata: { traceId: trace.traceId },
+    });
+    // The catalog is fetched while the history is (cached at the gateway client anyway).
+    const toolsLoading = env.gateway.listTools(plan.signal);
+    toolsLoading.catch(() => undefined);
+
+    // 1. The user's message is stored before any model is called. Appends and reads run in
+    // call order on one connection, so the read that follows the append sees it.
+    if (plan.userMessage !== undefined && plan.regenerate === true) {
+      const last = (await env.sessions.readMessages(session.id, 1))[0];
+      if (last?.role === 'assistant') await env.sessions.removeLastMessage(session.id, last.id);
     }
-    history = await env.sessions.readMessages(session.id, env.historyLimit ?? 200);
+    const [, read] = await Promise.all([
+      plan.userMessage === undefined
+        ? Promise.resolve(false)
+        : env.sessions.appendMessage(session.id, plan.userMessage),
+      env.sessions.readMessages(session.id, env.historyLimit ?? 200),
+    ]);
+    history = read;
+    if (plan.userMessage !== undefined && !history.some((m) => m.id === plan.userMessage?.id)) {
+      history = [...history, plan.userMessage];
+    }
     if (plan.continues !== undefined) {
       const last = history[history.length - 1];
       if (last?.id === assistantMessageId) {
@@ -282,12 +323,6 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
         history = history.slice(0, -1);
       }
     }
-
-    await emit({
-      type: 'start',
-      messageId: assistantMessageId,
-      messageMetadata: { traceId: trace.traceId },
-    });
 
     // 2. Which handler answers (a router model picks one), unless a paused turn already knows.
     if (handlerName === undefined && agent.router !== undefined) {
@@ -307,7 +342,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
       );
       return await finishTurn();
     }
-    const allTools = await env.gateway.listTools(plan.signal);
+    const allTools = await toolsLoading;
     const tools = allTools.filter((t) => matchesToolGlobs(t.name, step.globs));
     const toolNames = new Set(tools.map((t) => t.name));
 
@@ -315,7 +350,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     if (plan.continues !== undefined) {
       const calls = plan.continues.calls;
       for (const call of calls) {
-        await emit({
+        emit({
           type: 'tool-input-available',
           toolCallId: call.toolCallId,
           toolName: call.toolName,
@@ -367,8 +402,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
       if (status === 'stopped' || status === 'interrupted') {
         trace.setAttributes(turnSpan, { 'keel.stopped': status });
       }
-      await emit({ type: 'finish', messageMetadata: metadata() });
-      await emitChain;
+      emit({ type: 'finish', messageMetadata: metadata() });
       await saveAssistant(metadata());
     } catch (error) {
       log.error(
@@ -518,7 +552,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
       return 'end';
     }
 
-    await emit({ type: 'start-step' });
+    emit({ type: 'start-step' });
     const startMs = env.now();
     let firstTokenMs: number | undefined;
     let textId: string | undefined;
@@ -532,52 +566,54 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     const call = env.callModel(stepPlan.alias, request);
 
     const closeOpenParts = async (): Promise<void> => {
-      if (textId !== undefined) await emit({ type: 'text-end', id: textId });
-      if (reasoningId !== undefined) await emit({ type: 'reasoning-end', id: reasoningId });
+      if (textId !== undefined) emit({ type: 'text-end', id: textId });
+      if (reasoningId !== undefined) emit({ type: 'reasoning-end', id: reasoningId });
       textId = undefined;
       reasoningId = undefined;
     };
 
     try {
       for await (const event of call.events) {
+        // The stream store failed: stop paying for tokens nobody can resume.
+        if (storeError !== undefined) throw storeError;
         firstTokenMs ??= env.now();
         switch (event.type) {
           case 'text-delta':
             if (reasoningId !== undefined) {
-              await emit({ type: 'reasoning-end', id: reasoningId });
+              emit({ type: 'reasoning-end', id: reasoningId });
               reasoningId = undefined;
             }
             if (textId === undefined) {
               textId = `${assistantMessageId}-${stepIndex}-${partCounter++}`;
-              await emit({ type: 'text-start', id: textId });
+              emit({ type: 'text-start', id: textId });
             }
             text += event.text;
-            await emit({ type: 'text-delta', id: textId, delta: event.text });
+            emit({ type: 'text-delta', id: textId, delta: event.text });
             break;
           case 'reasoning-delta':
             if (reasoningId === undefined) {
               reasoningId = `${assistantMessageId}-${stepIndex}-${partCounter++}`;
-              await emit({ type: 'reasoning-start', id: reasoningId });
+              emit({ type: 'reasoning-start', id: reasoningId });
             }
-            await emit({ type: 'reasoning-delta', id: reasoningId, delta: event.text });
+            emit({ type: 'reasoning-delta', id: reasoningId, delta: event.text });
             break;
           case 'tool-call-start':
             await closeOpenParts();
-            await emit({
+            emit({
               type: 'tool-input-start',
               toolCallId: event.toolCallId,
               toolName: event.toolName,
             });
             break;
           case 'tool-call-delta':
-            await emit({
+            emit({
               type: 'tool-input-delta',
               toolCallId: event.toolCallId,
               inputTextDelta: event.inputTextDelta,
             });
             break;
           case 'tool-call':
-            await emit({
+            emit({
               type: 'tool-input-available',
               toolCallId: event.toolCallId,
               toolName: event.toolName,
@@ -655,12 +691,12 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
 
     if (failure !== undefined) {
       trace.endSpan(stepSpan, { status: 'error', error: failure });
-      await emit({ type: 'finish-step' });
+      emit({ type: 'finish-step' });
       await endWith(failure, 'error');
       return 'end';
     }
     trace.endSpan(stepSpan, { status: 'ok' });
-    await emit({ type: 'finish-step' });
+    emit({ type: 'finish-step' });
     await saveAssistant();
     // Saved at each step end too, so a turn whose process dies keeps its trace (S34).
     env.traces.save(trace.snapshot()).catch(() => log.warn('could not store the trace'));
@@ -674,7 +710,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     const limitError = checkToolCalls(agent.limits, limits, calls);
     if (limitError !== undefined) {
       for (const c of calls) {
-        await emit({
+        emit({
           type: 'tool-output-error',
           toolCallId: c.toolCallId,
           errorText: JSON.stringify({ ...limitError, correlationId: turnId }),
@@ -687,7 +723,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     if (calls.some((c) => c.needsApproval && toolNames.has(c.toolName))) {
       for (const c of calls) {
         if (!c.needsApproval) continue;
-        await emit({
+        emit({
           type: KEEL_DATA_PART_TYPES.approval,
           id: `approval-${c.toolCallId}`,
           data: { toolCallId: c.toolCallId, toolName: c.toolName, input: c.input },
@@ -779,14 +815,14 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
         if (outcome.ok) {
           trace.setPayload(span, 'output', outcome.output);
           trace.endSpan(span, { status: 'ok' });
-          await emit({
+          emit({
             type: 'tool-output-available',
             toolCallId: c.toolCallId,
             output: outcome.output,
           });
         } else {
           trace.endSpan(span, { status: 'error', error: outcome.error });
-          await emit({
+          emit({
             type: 'tool-output-error',
             toolCallId: c.toolCallId,
             errorText: JSON.stringify({ correlationId: turnId, ...outcome.error }),

@@ -147,6 +147,70 @@ async function send(
   });
 }
 
+describe('S29 budgets across concurrent turns', () => {
+  it('50 concurrent turns when the user-day budget covers ~10: spend ≤ budget + one reservation, no model call after exhaustion', async () => {
+    await orchestrator.close(1_000);
+    const budget = 0.16;
+    orchestrator = createOrchestrator({
+      agents: [agent()],
+      models: {
+        file: 'models.yaml',
+        models: {
+          smart: [
+            {
+              provider: 'anthropic',
+              model: 'claude-local',
+              baseUrl: model.anthropicBaseUrl,
+              prices: { inputPerMTok: 3, outputPerMTok: 15 },
+              contextWindow: 200_000,
+              maxOutputTokens: 1024,
+            },
+          ],
+        },
+      },
+      gateway,
+      authenticator: createAuthenticator({ dev: { user: 'dev-user', tenant: 'dev' } }),
+      logger: pino({ level: 'silent' }),
+      env: {},
+      heartbeatMs: 0,
+      budgets: { userDayUsd: budget },
+    });
+    base = (await orchestrator.listen(0)).url;
+    for (let i = 0; i < 60; i += 1) {
+      replies.push({ text: 'A costly answer.', usage: { inputTokens: 100, outputTokens: 1000 } });
+    }
+    const sessions = await Promise.all(Array.from({ length: 50 }, () => createSession('spender')));
+    const outcomes = await Promise.all(
+      sessions.map(async (id, i) => {
+        const chunks = chunksOf(
+          parseFrames(await (await send(id, `question ${i}`, 'spender')).text()),
+        );
+        const error = chunks.find((c) => c.type === 'error') as { errorText: string } | undefined;
+        return error === undefined ? 'ok' : (JSON.parse(error.errorText) as { code: string }).code;
+      }),
+    );
+    const served = outcomes.filter((o) => o === 'ok').length;
+    const refused = outcomes.filter((o) => o === 'BUDGET_EXCEEDED').length;
+    expect(served + refused).toBe(50);
+    expect(served).toBeGreaterThanOrEqual(5);
+    expect(served).toBeLessThanOrEqual(11);
+    expect(model.requests).toHaveLength(served);
+    const usage = (await (await fetch(`${base}/v1/usage`, { headers: as('spender') })).json()) as {
+      total: { costUsd: number; calls: number };
+    };
+    // One reservation here: ~1,000 input tokens estimated x $3/M + 1,024 x $15/M ≈ $0.0157.
+    expect(usage.total.costUsd).toBeLessThanOrEqual(budget + 0.016);
+    expect(usage.total.calls).toBe(served);
+    // Exhausted: the next turn is refused before any model call.
+    const before = model.requests.length;
+    const last = chunksOf(
+      parseFrames(await (await send(sessions[0] as string, 'one more', 'spender')).text()),
+    );
+    expect(last.some((c) => c.type === 'data-keel-limit')).toBe(true);
+    expect(model.requests.length).toBe(before);
+  });
+});
+
 describe('orchestrator HTTP API', () => {
   it('streams a turn as the UI message stream v1 and stores the conversation', async () => {
     replies.push({ text: 'Hello there, how can I help?' });

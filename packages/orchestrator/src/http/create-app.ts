@@ -44,7 +44,30 @@ export interface AppOptions {
   readonly bodyLimitBytes?: number;
   /** A reader that falls this far behind is disconnected; it resumes with Last-Event-ID (S35). */
   readonly maxBufferedBytes?: number;
+  /**
+   * A resumed stream replays its backlog as fast as the reader takes it (past `maxBufferedBytes`
+   * it waits for the buffer to drain); a reader that takes nothing for this long is dropped.
+   * Default 10 s.
+   */
+  readonly slowReaderStallMs?: number;
   readonly heartbeatMs?: number;
+}
+
+/** Resolves once `res` has drained, closed, or `ms` passed. */
+function drainOf(res: Response, ms: number): Promise<'drain' | 'close' | 'timeout'> {
+  return new Promise((resolve) => {
+    const done = (how: 'drain' | 'close' | 'timeout'): void => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(how);
+    };
+    const onDrain = (): void => done('drain');
+    const onClose = (): void => done('close');
+    const timer = setTimeout(() => done('timeout'), ms);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
 }
 
 type Locals = { principal: Principal; correlationId: string };
@@ -436,15 +459,21 @@ export function createApp(options: AppOptions): express.Express {
     await turns.follow(session.id, {
       ...(after === undefined ? {} : { after }),
       signal: controller.signal,
-      write: (id, json) => {
+      write: async (id, json) => {
         if (w.closed) return;
         w.raw(json, id);
-        if (res.writableLength > maxBuffered) {
-          metrics.slowReaderDropped();
-          w.close();
-          controller.abort();
-          res.destroy();
-        }
+        if (res.writableLength <= maxBuffered) return;
+        // A replayed backlog can be far over the cap (S35): wait until the reader takes it, so
+        // the buffer stays about one entry over the cap; a reader that stalls is dropped and
+        // can resume again from its last id.
+        const how = res.destroyed
+          ? 'close'
+          : await drainOf(res, options.slowReaderStallMs ?? 10_000);
+        if (how === 'drain') return;
+        if (how === 'timeout') metrics.slowReaderDropped();
+        w.close();
+        controller.abort();
+        res.destroy();
       },
     });
     if (!w.closed) {

@@ -41,7 +41,8 @@ export interface FollowOptions {
   readonly signal: AbortSignal;
   /** How long one blocking read waits. Default 5 s. */
   readonly blockMs?: number;
-  write(id: string, json: string): void;
+  /** Writes one frame; a returned promise holds the follow until it settles (backpressure). */
+  write(id: string, json: string): unknown;
 }
 
 export interface TurnService {
@@ -152,9 +153,11 @@ export function createTurnService(
           signal: options.signal,
         });
         for (const entry of read.entries) {
-          options.write(entry.id, entry.data);
+          if (options.signal.aborted) break;
+          await options.write(entry.id, entry.data);
           cursor = entry.id;
         }
+        if (options.signal.aborted) break;
         if (read.ended) break;
         if (read.entries.length === 0 && (await env.sessions.activeTurn(sessionId)) !== turnId) {
           // The turn's process died without ending its stream and its lock lapsed: close it

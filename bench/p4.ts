@@ -27,6 +27,8 @@ const WARMUP = Number(process.env.P4_WARMUP ?? 100);
 const RUNS = Number(process.env.P4_RUNS ?? 3);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TENANT = `bench-p4-${process.pid}`;
+/** `memory` runs the orchestrator on its in-memory stores instead (a comparison, not the figure). */
+const STORE = process.env.P4_STORE === 'memory' ? 'memory' : 'redis';
 const USER_TEXT = 'Where is my order #4411? It was supposed to arrive yesterday.';
 
 type Variant = 'baseline' | 'candidate';
@@ -54,7 +56,7 @@ try {
   children.push(model);
   const orchestrator = await startServer(
     join(here, 'p4-orchestrator.ts'),
-    { REDIS_URL, P_MODEL_URL: `http://127.0.0.1:${model.port}` },
+    { REDIS_URL, P_MODEL_URL: `http://127.0.0.1:${model.port}`, P_STORE: STORE },
     serverCore,
   );
   children.push(orchestrator);
@@ -142,7 +144,7 @@ try {
       (pinned
         ? 'model server and orchestrator on core 0, client on core 1'
         : 'not pinned (taskset or 2 cores unavailable)') +
-      `; orchestrator store Redis; load average at start ${loadAtStart.join(' ')}`,
+      `; orchestrator store ${STORE}; load average at start ${loadAtStart.join(' ')}`,
   );
 
   const runs: Record<Variant, RunResult[]> = { baseline: [], candidate: [] };
@@ -218,9 +220,10 @@ try {
       runs: RUNS,
       pinned,
       client: 'node:http keep-alive, sequential, same reader for both',
+      store: STORE,
       orchestrator:
-        'separate process, createOrchestrator with Redis stores (127.0.0.1:6379), dev auth, ' +
-        'no tools, pino silent; a new session per turn (created untimed)',
+        `separate process, createOrchestrator with ${STORE === 'redis' ? 'Redis stores (127.0.0.1:6379)' : 'in-memory stores'}, ` +
+        'dev auth, no tools, pino silent; a new session per turn (created untimed)',
       model_server: 'createLocalModelServer in its own process, ~180-character reply, chunk size 8',
     },
     baseline,

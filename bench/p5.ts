@@ -26,6 +26,8 @@ const WARMUP_TURNS = Number(process.env.P5_WARMUP ?? 200);
 const RUNS = Number(process.env.P5_RUNS ?? 3);
 const SETTLE_MS = Number(process.env.P5_SETTLE_MS ?? 2_000);
 const OPEN_TIMEOUT_MS = 120_000;
+/** Streams being opened at once (a ramp, not a burst: this measures memory, not burst capacity). */
+const OPEN_WIDTH = Number(process.env.P5_OPEN_WIDTH ?? 50);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TENANT = `bench-p5-${process.pid}`;
 /** `memory` runs the orchestrator on its in-memory stores instead (a comparison, not the figure). */
@@ -86,14 +88,21 @@ async function memoryOf(orchestrator: ChildServer): Promise<Memory> {
 const userMessage = (id: string, text: string) =>
   JSON.stringify({ id, role: 'user', parts: [{ type: 'text', text }] });
 
-/** POST a turn; resolves on its first SSE frame with the open request. */
+interface OpenStream {
+  readonly req: ClientRequest;
+  /** The body so far, while the stream stays open; `ended` once the server ended it. */
+  readonly state: { text: string; ended: boolean };
+}
+
+/** POST a turn; resolves on its first SSE frame with the open request, still read on. */
 function openStream(
   port: number,
   sessionId: string,
   body: string,
   agent: Agent,
-): Promise<ClientRequest> {
+): Promise<OpenStream> {
   return new Promise((resolve, reject) => {
+    const state = { text: '', ended: false };
     const req = request(
       {
         host: '127.0.0.1',
@@ -113,16 +122,17 @@ function openStream(
           res.resume();
           return;
         }
-        let seen = '';
-        const onData = (chunk: Buffer) => {
-          seen += chunk.toString();
-          if (seen.includes('data: ')) {
-            res.off('data', onData);
-            res.resume();
-            resolve(req);
+        let resolved = false;
+        res.on('data', (chunk: Buffer) => {
+          state.text += chunk.toString();
+          if (!resolved && state.text.includes('data: ')) {
+            resolved = true;
+            resolve({ req, state });
           }
-        };
-        res.on('data', onData);
+        });
+        res.on('end', () => {
+          state.ended = true;
+        });
       },
     );
     req.on('error', reject);
@@ -195,7 +205,7 @@ interface RunResult {
 
 async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
   const children: ChildServer[] = [];
-  const open: ClientRequest[] = [];
+  const open: OpenStream[] = [];
   const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
   const control = new Agent({ keepAlive: true, maxSockets: 20 });
   try {
@@ -245,12 +255,10 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        Promise.all(
-          ids.map(async (id, i) => {
-            const body = userMessage(`h-${i}`, '[hold] Where is my order?');
-            open.push(await openStream(port, id, body, agent));
-          }),
-        ),
+        inBatches(ids.length, OPEN_WIDTH, async (i) => {
+          const body = userMessage(`h-${i}`, '[hold] Where is my order?');
+          open.push(await openStream(port, ids[i]!, body, agent));
+        }),
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`only ${open.length} of ${STREAMS} streams opened`)),
@@ -268,9 +276,16 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
       held = Number((await ask(model, /RECEIVED (\d+) (\d+)\n/))[2]);
       if (held < STREAMS) await sleep(500);
     }
-    if (held < STREAMS) throw new Error(`model server holds ${held} of ${STREAMS} requests`);
+    const failed = (): OpenStream[] => open.filter((o) => o.state.ended);
+    if (held < STREAMS || failed().length > 0) {
+      throw new Error(
+        `model server holds ${held} of ${STREAMS} requests; ${failed().length} streams ended, ` +
+          `e.g. ${failed()[0]?.state.text.slice(-300) ?? '-'}`,
+      );
+    }
     await sleep(SETTLE_MS);
     const after = await memoryOf(orchestrator);
+    if (failed().length > 0) throw new Error(`${failed().length} streams ended while measured`);
     const result: RunResult = {
       before,
       after,
@@ -286,7 +301,7 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
     );
     return result;
   } finally {
-    for (const req of open) req.destroy();
+    for (const o of open) o.req.destroy();
     agent.destroy();
     control.destroy();
     await Promise.all(children.reverse().map((c) => c.stop()));
@@ -355,6 +370,7 @@ try {
       runs: RUNS,
       warmup_turns: WARMUP_TURNS,
       settle_ms: SETTLE_MS,
+      opened_at_once: OPEN_WIDTH,
       pinned,
       measure:
         'orchestrator VmRSS (/proc/<pid>/status) after a forced GC, idle with sessions created ' +

@@ -189,11 +189,12 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     ...(options.lockTtlMs === undefined ? {} : { lockTtlMs: options.lockTtlMs }),
   };
 
+  const stops =
+    options.redis === undefined
+      ? createMemoryStopRequests(now)
+      : createRedisStopRequests(options.redis);
   const turns = createTurnService(env, {
-    stops:
-      options.redis === undefined
-        ? createMemoryStopRequests(now)
-        : createRedisStopRequests(options.redis),
+    stops,
     onTurnEnded: (status) => metrics.turnEnded(status),
   });
   const app = createApp({
@@ -257,6 +258,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       await Promise.allSettled([
         stores.sessions.close(),
         stores.streams.close(),
+        stops.close(),
         stores.meter.close(),
         stores.traces.close(),
         options.gateway.close(),

@@ -55,7 +55,9 @@ describe('turn service follow', () => {
     const followed = await service.follow('s1', {
       signal: new AbortController().signal,
       blockMs: 0,
-      write: (id, json) => frames.push([id, json]),
+      write: (id, json) => {
+        frames.push([id, json]);
+      },
     });
     expect(followed).toBe(true);
     const chunks = frames.map(([, json]) => JSON.parse(json) as UiMessageChunk);

@@ -58,9 +58,6 @@ export interface TurnService {
   drain(graceMs: number): Promise<void>;
 }
 
-/** How often a running turn checks for a stop requested on another replica. */
-const STOP_POLL_MS = 500;
-
 export interface TurnServiceOptions {
   /** Where stop requests meet the replica running the turn. Default: in this process only. */
   stops?: StopRequests;
@@ -88,15 +85,7 @@ export function createTurnService(
         });
       }
       const controller = new AbortController();
-      const poll = setInterval(() => {
-        stops.requested(input.session.id, turnId).then(
-          (requested) => {
-            if (requested) controller.abort('stop');
-          },
-          () => undefined,
-        );
-      }, STOP_POLL_MS);
-      poll.unref();
+      const unwatch = stops.watch(input.session.id, turnId, () => controller.abort('stop'));
       const done = runTurn(env, {
         session: input.session,
         agent: input.agent,
@@ -114,7 +103,7 @@ export function createTurnService(
           return result;
         })
         .finally(() => {
-          clearInterval(poll);
+          unwatch();
           running.delete(input.session.id);
         });
       running.set(input.session.id, { sessionId: input.session.id, turnId, controller, done });

@@ -8,33 +8,84 @@ import {
   type StopRequests,
 } from './stop-requests.js';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
-  maxRetriesPerRequest: 1,
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const clients: Redis[] = [];
+const client = () => {
+  const c = new Redis(url, { maxRetriesPerRequest: 1 });
+  clients.push(c);
+  return c;
+};
+const stores: StopRequests[] = [];
+afterAll(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+  await Promise.all(clients.map((c) => c.quit()));
 });
-afterAll(() => redis.quit());
 
 const prefix = `t-${randomUUID().slice(0, 8)}`;
-describe.each<[string, () => StopRequests]>([
-  ['memory', () => createMemoryStopRequests()],
-  ['redis', () => createRedisStopRequests(redis, prefix)],
+const until = (check: () => boolean, ms = 2_000) =>
+  new Promise<void>((resolve, reject) => {
+    const start = Date.now();
+    const tick = () => {
+      if (check()) resolve();
+      else if (Date.now() - start > ms) reject(new Error('not in time'));
+      else setTimeout(tick, 5);
+    };
+    tick();
+  });
+
+describe.each<[string, () => [StopRequests, StopRequests]]>([
+  [
+    'memory',
+    () => {
+      const one = createMemoryStopRequests();
+      return [one, one];
+    },
+  ],
+  [
+    'redis (two replicas)',
+    () => {
+      const a = createRedisStopRequests(client(), prefix);
+      const b = createRedisStopRequests(client(), prefix);
+      stores.push(a, b);
+      return [a, b];
+    },
+  ],
 ])('%s stop requests', (_name, make) => {
-  it('a stop is seen for that turn only', async () => {
-    const stops = make();
-    expect(await stops.requested('s1', 't1')).toBe(false);
-    await stops.request('s1', 't1');
-    expect(await stops.requested('s1', 't1')).toBe(true);
-    expect(await stops.requested('s1', 't2')).toBe(false);
-    expect(await stops.requested('s2', 't1')).toBe(false);
+  it('a stop requested on one replica reaches the watcher of that turn only', async () => {
+    const [running, other] = make();
+    let stopped = 0;
+    let wrong = 0;
+    const unwatch = running.watch('s1', 't1', () => (stopped += 1));
+    running.watch('s1', 't2', () => (wrong += 1));
+    await new Promise((r) => setTimeout(r, 50)); // the subscription is up
+    await other.request('s1', 't1');
+    await until(() => stopped === 1);
+    expect(wrong).toBe(0);
+    unwatch();
+  });
+
+  it('a stop requested before the watch began is seen', async () => {
+    const [running, other] = make();
+    await other.request('s2', 't9');
+    let stopped = false;
+    running.watch('s2', 't9', () => (stopped = true));
+    await until(() => stopped);
   });
 });
 
 it('redis stop requests expire and share the session hash tag', async () => {
-  await createRedisStopRequests(redis, prefix).request('s9', 't9');
-  const key = `${prefix}:s:{s9}:stop:t9`;
-  const ttl = await redis.pttl(key);
+  const redis = client();
+  const stops = createRedisStopRequests(redis, prefix);
+  stores.push(stops);
+  await stops.request('s9', 't9');
+  const ttl = await redis.pttl(`${prefix}:s:{s9}:stop:t9`);
   expect(ttl).toBeGreaterThan(0);
   expect(ttl).toBeLessThanOrEqual(STOP_REQUEST_TTL_MS);
-  await redis.del(key, `${prefix}:s:{s1}:stop:t1`);
+  await redis.del(
+    `${prefix}:s:{s9}:stop:t9`,
+    `${prefix}:s:{s1}:stop:t1`,
+    `${prefix}:s:{s2}:stop:t9`,
+  );
 });
 
 it('memory stop requests expire', async () => {
@@ -42,5 +93,8 @@ it('memory stop requests expire', async () => {
   const stops = createMemoryStopRequests(() => now);
   await stops.request('s', 't');
   now = STOP_REQUEST_TTL_MS + 1;
-  expect(await stops.requested('s', 't')).toBe(false);
+  let stopped = false;
+  stops.watch('s', 't', () => (stopped = true));
+  await new Promise((r) => setTimeout(r, 10));
+  expect(stopped).toBe(false);
 });

@@ -471,6 +471,9 @@ describe('orchestrator stack (real processes: 2 orchestrators, gateway, orders, 
     }
 
     expect(cuts).toBeGreaterThanOrEqual(100);
+    console.log(
+      `S32: ${cuts} cuts over ${received.length} frames, resumed on alternating replicas`,
+    );
     const full = await referenceFrames;
     expect(full.at(-1)?.data).toBe('[DONE]');
     const expected = full.slice(0, -1);
@@ -673,6 +676,7 @@ describe('orchestrator stack (real processes: 2 orchestrators, gateway, orders, 
   it('S23 with Redis frozen every request is answered within 600 ms with a retryable 503, and recovers within 2 s', async () => {
     stack.script = () => ({ text: 'ok' });
     const id = await createSession(A(), 'alice', 'support');
+    let slowest = 0;
     await stack.redis.kill('SIGSTOP');
     try {
       const attempts: Array<[string, () => Promise<Response>]> = [
@@ -704,6 +708,7 @@ describe('orchestrator stack (real processes: 2 orchestrators, gateway, orders, 
         expect(error, what).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
         expect(res.headers.get('retry-after'), what).toMatch(/^\d+$/);
         expect(elapsed, what).toBeLessThanOrEqual(600);
+        slowest = Math.max(slowest, elapsed);
       }
     } finally {
       await stack.redis.kill('SIGCONT');
@@ -730,6 +735,9 @@ describe('orchestrator stack (real processes: 2 orchestrators, gateway, orders, 
       },
       2_000 - (Date.now() - back),
       'replica B to recover',
+    );
+    console.log(
+      `S23: slowest answer while Redis was frozen ${slowest} ms; recovered in ${Date.now() - back} ms`,
     );
     const res = await send(B(), id, 'are you back?', 'alice');
     expect(framesOf(await res.text()).at(-1)?.data).toBe('[DONE]');

@@ -259,9 +259,17 @@ export function createCallPipeline(deps: CallPipelineDeps = {}): CallPipeline {
 
     const deadlineMs = primary.policies.deadlineMs;
     const deadlineAt = now() + deadlineMs;
-    const deadline = new AbortController();
-    const deadlineTimer = setTimeout(() => deadline.abort(), deadlineMs);
-    const callSignal = AbortSignal.any([options.signal, deadline.signal]);
+    // Aborts on the caller's abort or at the deadline. Linked by hand: AbortSignal.any cost
+    // ~15 µs a call here (P2).
+    const callAbort = new AbortController();
+    const callSignal = callAbort.signal;
+    let deadlineHit = false;
+    const deadlineTimer = setTimeout(() => {
+      deadlineHit = true;
+      callAbort.abort();
+    }, deadlineMs);
+    const onCallerAbort = () => callAbort.abort(options.signal.reason);
+    options.signal.addEventListener('abort', onCallerAbort, { once: true });
     let attempts = 0;
 
     function report(target: CallTarget, guard: ReplicaGuard): void {
@@ -399,7 +407,7 @@ export function createCallPipeline(deps: CallPipelineDeps = {}): CallPipeline {
         return GatewayError.isInstance(raw) && raw.code === 'CANCELLED' ? raw : cancelled(records);
       }
       if (GatewayError.isInstance(raw)) return raw;
-      if (deadline.signal.aborted) {
+      if (deadlineHit) {
         return new GatewayError('TIMEOUT', 'The call deadline passed', {
           retryable: true,
           delivery,
@@ -563,6 +571,7 @@ export function createCallPipeline(deps: CallPipelineDeps = {}): CallPipeline {
       throw withAttempts(last ?? deadlinePassed(), records);
     } finally {
       clearTimeout(deadlineTimer);
+      options.signal.removeEventListener('abort', onCallerAbort);
     }
   }
 

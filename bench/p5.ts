@@ -1,11 +1,15 @@
 /**
  * P5: memory per open SSE stream. One orchestrator replica (its own process, Redis stores, dev
- * auth, no tools) in front of the local model server (its own process), which holds every reply
- * to a `[hold]` message open. After warm-up turns (which complete) and 1,000 sessions created,
- * the orchestrator's RSS is read (after a forced GC); then 1,000 turns are started, each with
- * its own SSE connection, and once every stream has its first frame and the model server holds
- * all 1,000 requests, RSS is read again (after a forced GC). Target: kb_per_stream =
- * (after - before) / 1,000 <= 32 (median over runs, each with fresh processes).
+ * auth) in front of the local model server (its own process). After warm-up turns (which
+ * complete) and 1,000 sessions created, the orchestrator's RSS and heap are read (after a forced
+ * GC); then 1,000 turns are started, each with its own SSE connection, and once every turn is
+ * waiting, they are read again (after a forced GC). Two variants, each with fresh processes:
+ * - `tool_wait` (the figure): the model answers at once with a call of the tool `hold__wait`,
+ *   which the in-process gateway holds; every stream has shown `tool-input-available` and the
+ *   gateway holds 1,000 calls. This is an open stream of a running turn, with no request to the
+ *   model in flight. Target: kb_per_stream = (after - before) / 1,000 <= 32 (median over runs).
+ * - `model_in_flight` (not a target): the model server holds every reply open, so each turn
+ *   also holds a request of the provider SDK's HTTP client (undici fetch), which dominates.
  */
 import { Agent, request } from 'node:http';
 import type { ClientRequest } from 'node:http';
@@ -32,6 +36,9 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TENANT = `bench-p5-${process.pid}`;
 /** `memory` runs the orchestrator on its in-memory stores instead (a comparison, not the figure). */
 const STORE = process.env.P5_STORE === 'memory' ? 'memory' : 'redis';
+/** Runs of the model-in-flight variant (0 skips it). */
+const MODEL_RUNS = Number(process.env.P5_MODEL_RUNS ?? RUNS);
+type Variant = 'tool_wait' | 'model_in_flight';
 
 const machineCpus = cpus();
 const pinned = canPin(machineCpus.length);
@@ -73,15 +80,22 @@ interface Memory {
   rss_kb: number;
   heap_used_kb: number;
   external_kb: number;
+  /** Tool calls the orchestrator's in-process gateway holds. */
+  pending_tool_calls: number;
 }
 
 async function memoryOf(orchestrator: ChildServer): Promise<Memory> {
   const match = await ask(orchestrator, /MEM (\{[^\n]*\})\n/);
-  const mem = JSON.parse(match[1]!) as { heapUsed: number; external: number };
+  const mem = JSON.parse(match[1]!) as {
+    heapUsed: number;
+    external: number;
+    pendingToolCalls: number;
+  };
   return {
     rss_kb: rssKb(orchestrator.child.pid!),
     heap_used_kb: Math.round(mem.heapUsed / 1024),
     external_kb: Math.round(mem.external / 1024),
+    pending_tool_calls: mem.pendingToolCalls,
   };
 }
 
@@ -200,10 +214,13 @@ interface RunResult {
   kb_per_stream: number;
   heap_kb_per_stream: number;
   open_s: number;
+  /** model_in_flight: requests the model server holds; tool_wait: tool calls it answered. */
   held_by_model: number;
+  tool_calls_answered: number;
+  pending_tool_calls: number;
 }
 
-async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
+async function run(runNo: number, variant: Variant, sessionIds: string[]): Promise<RunResult> {
   const children: ChildServer[] = [];
   const open: OpenStream[] = [];
   const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
@@ -218,6 +235,7 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
         P_MODEL_URL: `http://127.0.0.1:${model.port}`,
         P_GC_HOOK: '1',
         P_STORE: STORE,
+        P_HOLD_TOOL: variant === 'tool_wait' ? '1' : '0',
       },
       serverCore,
     );
@@ -256,7 +274,8 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
     try {
       await Promise.race([
         inBatches(ids.length, OPEN_WIDTH, async (i) => {
-          const body = userMessage(`h-${i}`, '[hold] Where is my order?');
+          const marker = variant === 'tool_wait' ? '[hold-tool]' : '[hold]';
+          const body = userMessage(`h-${i}`, `${marker} Where is my order?`);
           open.push(await openStream(port, ids[i]!, body, agent));
         }),
         new Promise((_, reject) => {
@@ -270,22 +289,38 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
       clearTimeout(timer);
     }
     const openS = Number(process.hrtime.bigint() - started) / 1e9;
-    // Every turn has reached the model call and waits on it.
+    // Every turn waits: on the model call (model_in_flight), or with the model call finished
+    // (its tool call streamed as tool-input-available) on the tool call (tool_wait).
+    const waiting = (): number =>
+      variant === 'tool_wait'
+        ? open.filter((o) => o.state.text.includes('"type":"tool-input-available"')).length
+        : STREAMS;
     let held = 0;
-    for (let i = 0; i < 60 && held < STREAMS; i++) {
-      held = Number((await ask(model, /RECEIVED (\d+) (\d+)\n/))[2]);
-      if (held < STREAMS) await sleep(500);
+    let toolCalls = 0;
+    for (let i = 0; i < 60; i++) {
+      const counts = await ask(model, /RECEIVED (\d+) (\d+) (\d+)\n/);
+      held = Number(counts[2]);
+      toolCalls = Number(counts[3]);
+      const done = variant === 'tool_wait' ? toolCalls >= STREAMS : held >= STREAMS;
+      if (done && waiting() >= STREAMS) break;
+      await sleep(500);
     }
     const failed = (): OpenStream[] => open.filter((o) => o.state.ended);
-    if (held < STREAMS || failed().length > 0) {
+    const modelCount = variant === 'tool_wait' ? toolCalls : held;
+    if (modelCount < STREAMS || waiting() < STREAMS || failed().length > 0) {
       throw new Error(
-        `model server holds ${held} of ${STREAMS} requests; ${failed().length} streams ended, ` +
-          `e.g. ${failed()[0]?.state.text.slice(-300) ?? '-'}`,
+        `${variant}: model server ${variant === 'tool_wait' ? 'answered tool calls for' : 'holds'} ` +
+          `${modelCount} of ${STREAMS}; ${waiting()} streams show tool-input-available; ` +
+          `${failed().length} streams ended, e.g. ${failed()[0]?.state.text.slice(-300) ?? '-'}`,
       );
     }
     await sleep(SETTLE_MS);
     const after = await memoryOf(orchestrator);
     if (failed().length > 0) throw new Error(`${failed().length} streams ended while measured`);
+    if (variant === 'tool_wait' && after.pending_tool_calls !== STREAMS) {
+      throw new Error(`gateway holds ${after.pending_tool_calls} of ${STREAMS} tool calls`);
+    }
+    if (variant === 'tool_wait' && held !== 0) throw new Error(`model server holds ${held}`);
     const result: RunResult = {
       before,
       after,
@@ -293,9 +328,11 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
       heap_kb_per_stream: round3((after.heap_used_kb - before.heap_used_kb) / STREAMS),
       open_s: round3(openS),
       held_by_model: held,
+      tool_calls_answered: toolCalls,
+      pending_tool_calls: after.pending_tool_calls,
     };
     console.log(
-      `  run ${runNo}: rss ${before.rss_kb} -> ${after.rss_kb} kB, heap ${before.heap_used_kb} -> ` +
+      `  ${variant} run ${runNo}: rss ${before.rss_kb} -> ${after.rss_kb} kB, heap ${before.heap_used_kb} -> ` +
         `${after.heap_used_kb} kB; ${STREAMS} streams open in ${result.open_s} s; ` +
         `${result.kb_per_stream} kB rss / stream, ${result.heap_kb_per_stream} kB heap / stream`,
     );
@@ -309,52 +346,97 @@ async function run(runNo: number, sessionIds: string[]): Promise<RunResult> {
 }
 
 const sessionIds: string[] = [];
+
+function summarise(runs: RunResult[]) {
+  return {
+    baseline: {
+      rss_kb: median(runs.map((r) => r.before.rss_kb)),
+      heap_used_kb: median(runs.map((r) => r.before.heap_used_kb)),
+      rss_runs: runs.map((r) => r.before.rss_kb),
+      heap_used_runs: runs.map((r) => r.before.heap_used_kb),
+    },
+    candidate: {
+      streams: STREAMS,
+      rss_kb: median(runs.map((r) => r.after.rss_kb)),
+      heap_used_kb: median(runs.map((r) => r.after.heap_used_kb)),
+      rss_runs: runs.map((r) => r.after.rss_kb),
+      heap_used_runs: runs.map((r) => r.after.heap_used_kb),
+      kb_per_stream_runs: runs.map((r) => r.kb_per_stream),
+      heap_kb_per_stream_runs: runs.map((r) => r.heap_kb_per_stream),
+      open_s_runs: runs.map((r) => r.open_s),
+    },
+    kb_per_stream: round3(median(runs.map((r) => r.kb_per_stream))),
+    heap_kb_per_stream: round3(median(runs.map((r) => r.heap_kb_per_stream))),
+  };
+}
+
 try {
   console.log(
-    `P5 memory per open SSE stream: ${STREAMS} streams, ${RUNS} runs (fresh processes each), ` +
+    `P5 memory per open SSE stream: ${STREAMS} streams; tool_wait ${RUNS} runs, ` +
+      `model_in_flight ${MODEL_RUNS} runs (fresh processes each), ` +
       `${WARMUP_TURNS} warm-up turns; ` +
       (pinned
         ? 'model server and orchestrator on core 0, client on core 1'
         : 'not pinned (taskset or 2 cores unavailable)') +
       `; orchestrator store ${STORE}; load average at start ${loadAtStart.join(' ')}`,
   );
-  const runs: RunResult[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    runs.push(await run(i + 1, sessionIds));
-    await cleanOrchestratorKeys(REDIS_URL, sessionIds.splice(0), TENANT);
+  const byVariant: Record<Variant, RunResult[]> = { tool_wait: [], model_in_flight: [] };
+  for (const [variant, count] of [
+    ['tool_wait', RUNS],
+    ['model_in_flight', MODEL_RUNS],
+  ] as const) {
+    for (let i = 0; i < count; i++) {
+      byVariant[variant].push(await run(i + 1, variant, sessionIds));
+      await cleanOrchestratorKeys(REDIS_URL, sessionIds.splice(0), TENANT);
+    }
   }
-  const figures = { kb_per_stream: round3(median(runs.map((r) => r.kb_per_stream))) };
+  const tool = summarise(byVariant.tool_wait);
+  const model = byVariant.model_in_flight.length > 0 ? summarise(byVariant.model_in_flight) : null;
+  const figures = {
+    kb_per_stream: tool.kb_per_stream,
+    kb_per_stream_model_in_flight: model?.kb_per_stream ?? null,
+  };
   const verdict = { kb_per_stream: figures.kb_per_stream <= TARGETS.kb_per_stream };
   const pass = Object.values(verdict).every(Boolean);
-  const baseline = {
-    rss_kb: median(runs.map((r) => r.before.rss_kb)),
-    heap_used_kb: median(runs.map((r) => r.before.heap_used_kb)),
-    rss_runs: runs.map((r) => r.before.rss_kb),
-  };
-  const candidate = {
-    streams: STREAMS,
-    rss_kb: median(runs.map((r) => r.after.rss_kb)),
-    heap_used_kb: median(runs.map((r) => r.after.heap_used_kb)),
-    rss_runs: runs.map((r) => r.after.rss_kb),
-    kb_per_stream_runs: runs.map((r) => r.kb_per_stream),
-    open_s_runs: runs.map((r) => r.open_s),
-  };
+  const { baseline, candidate } = tool;
   const secondary = {
-    heap_kb_per_stream: round3(median(runs.map((r) => r.heap_kb_per_stream))),
-    heap_kb_per_stream_runs: runs.map((r) => r.heap_kb_per_stream),
+    heap_kb_per_stream: tool.heap_kb_per_stream,
+    heap_kb_per_stream_runs: tool.candidate.heap_kb_per_stream_runs,
+    heap_kb_per_stream_model_in_flight: model?.heap_kb_per_stream ?? null,
   };
+  const row = (m: { rss_kb: number; heap_used_kb: number }) => ({
+    'rss kB': m.rss_kb,
+    'heap used kB': m.heap_used_kb,
+  });
   console.table({
-    'before (idle)': { 'rss kB': baseline.rss_kb, 'heap used kB': baseline.heap_used_kb },
-    [`${STREAMS} streams open`]: {
-      'rss kB': candidate.rss_kb,
-      'heap used kB': candidate.heap_used_kb,
-    },
+    'tool_wait: before (idle)': row(tool.baseline),
+    [`tool_wait: ${STREAMS} streams open`]: row(tool.candidate),
+    ...(model
+      ? {
+          'model_in_flight: before (idle)': row(model.baseline),
+          [`model_in_flight: ${STREAMS} streams open`]: row(model.candidate),
+        }
+      : {}),
   });
   console.log(
-    `kb_per_stream = ${figures.kb_per_stream} (target <= ${TARGETS.kb_per_stream}): ` +
-      `${verdict.kb_per_stream ? 'PASS' : 'FAIL'}  runs ${candidate.kb_per_stream_runs.join(' / ')}`,
+    "tool_wait:       each turn's model call has finished (tool-input-available streamed) and " +
+      "the turn waits on a slow tool call: the orchestrator's own cost of an open stream.",
   );
-  console.log(`(not a target) heap kB per stream ${secondary.heap_kb_per_stream}`);
+  console.log(
+    'model_in_flight: each turn waits inside the model call, so it also holds an in-flight ' +
+      "request of the provider SDK's HTTP client (undici fetch): not a target.",
+  );
+  console.log(
+    `kb_per_stream = ${figures.kb_per_stream} (tool_wait; target <= ${TARGETS.kb_per_stream}): ` +
+      `${verdict.kb_per_stream ? 'PASS' : 'FAIL'}  runs ${candidate.kb_per_stream_runs.join(' / ')}; ` +
+      `heap kB per stream ${tool.heap_kb_per_stream}`,
+  );
+  if (model) {
+    console.log(
+      `(not a target) kb_per_stream_model_in_flight = ${model.kb_per_stream}  runs ` +
+        `${model.candidate.kb_per_stream_runs.join(' / ')}; heap kB per stream ${model.heap_kb_per_stream}`,
+    );
+  }
   const report = {
     id: 'P5',
     date: new Date().toISOString(),
@@ -368,22 +450,42 @@ try {
     config: {
       streams: STREAMS,
       runs: RUNS,
+      model_in_flight_runs: MODEL_RUNS,
       warmup_turns: WARMUP_TURNS,
       settle_ms: SETTLE_MS,
       opened_at_once: OPEN_WIDTH,
       pinned,
       measure:
-        'orchestrator VmRSS (/proc/<pid>/status) after a forced GC, idle with sessions created ' +
-        'vs with every stream past its first frame and every turn waiting on the model',
+        'orchestrator VmRSS (/proc/<pid>/status) and heapUsed after a forced GC, idle with ' +
+        'sessions created vs with every stream past its first frame and every turn waiting',
+      variants: {
+        tool_wait:
+          'the figure: the model answers at once with a call of hold__wait; every stream has ' +
+          'streamed tool-input-available and the in-process gateway holds every call (no model ' +
+          'request in flight)',
+        model_in_flight:
+          'not a target: the model server holds every reply, so each turn also holds an ' +
+          "in-flight request of the provider SDK's HTTP client (undici fetch)",
+      },
       store: STORE,
       orchestrator:
         `separate process, createOrchestrator with ${STORE === 'redis' ? 'Redis stores (127.0.0.1:6379)' : 'in-memory stores'}, ` +
-        'dev auth, no tools, pino silent; one session per stream',
+        'dev auth, pino silent; in-process gateway (tool_wait: one tool hold__wait, agent tools ' +
+        'hold__*; model_in_flight: no tools); one session per stream',
       model_server:
-        'createLocalModelServer in its own process; held replies send no headers until stopped',
+        'createLocalModelServer in its own process; [hold-tool] requests get a hold__wait tool ' +
+        'call at once; [hold] replies send no headers until stopped',
     },
     baseline,
     candidate,
+    model_in_flight: model
+      ? {
+          baseline: model.baseline,
+          candidate: model.candidate,
+          kb_per_stream: model.kb_per_stream,
+          heap_kb_per_stream: model.heap_kb_per_stream,
+        }
+      : null,
     figures,
     secondary,
     targets: { kb_per_stream: `<= ${TARGETS.kb_per_stream}` },

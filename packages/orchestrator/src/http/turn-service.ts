@@ -39,7 +39,7 @@ export interface StartedTurn {
 export interface FollowOptions {
   readonly after?: string;
   readonly signal: AbortSignal;
-  /** How long one blocking read waits. Default 5 s. */
+  /** How long one blocking read waits (and how soon a dead turn is noticed). Default 2 s. */
   readonly blockMs?: number;
   /** Writes one frame; a returned promise holds the follow until it settles (backpressure). */
   write(id: string, json: string): unknown;
@@ -137,7 +137,7 @@ export function createTurnService(
       while (!options.signal.aborted) {
         const read = await env.streams.read(sessionId, turnId, {
           ...(cursor === undefined ? {} : { after: cursor }),
-          blockMs: options.blockMs ?? 5_000,
+          blockMs: options.blockMs ?? 2_000,
           count: 500,
           signal: options.signal,
         });

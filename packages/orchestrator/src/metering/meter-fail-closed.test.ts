@@ -163,8 +163,18 @@ describe('Redis meter fails closed (own redis-server)', () => {
     }
     expect(back?.ok).toBe(true);
     expect(performance.now() - restarted).toBeLessThan(6_000); // recovery <= 2 s, x3 margin
-    // Counting works again against the limits (a fresh server without persistence).
-    for (let i = 0; i < 9; i++) expect((await meter.reserve(scope, limits, 0.1)).ok).toBe(true);
-    expect(await meter.reserve(scope, limits, 0.1)).toMatchObject({ ok: false, kind: 'session' });
+    // Counting works again against the limits (a fresh server without persistence). A
+    // recovery attempt that timed out on the client may still have run on the server and hold
+    // its $0.10, so the session's $1 admits 8 or 9 more, then refuses.
+    let admitted = 0;
+    let refusal: ReserveResult | undefined;
+    for (let i = 0; i < 11 && refusal === undefined; i++) {
+      const result = await meter.reserve(scope, limits, 0.1);
+      if (result.ok) admitted += 1;
+      else refusal = result;
+    }
+    expect(admitted).toBeGreaterThanOrEqual(8);
+    expect(admitted).toBeLessThanOrEqual(9);
+    expect(refusal).toMatchObject({ ok: false, kind: 'session' });
   }, 30_000);
 });

@@ -79,6 +79,9 @@ function ask(server: ChildServer, pattern: RegExp): Promise<RegExpExecArray> {
 interface Memory {
   rss_kb: number;
   heap_used_kb: number;
+  /** V8 heap committed (heapTotal): heap pages count in RSS whether used or not. */
+  heap_total_kb: number;
+  /** Memory outside the V8 heap that V8 knows of (Buffers, ArrayBuffers). */
   external_kb: number;
   /** Tool calls the orchestrator's in-process gateway holds. */
   pending_tool_calls: number;
@@ -88,12 +91,14 @@ async function memoryOf(orchestrator: ChildServer): Promise<Memory> {
   const match = await ask(orchestrator, /MEM (\{[^\n]*\})\n/);
   const mem = JSON.parse(match[1]!) as {
     heapUsed: number;
+    heapTotal: number;
     external: number;
     pendingToolCalls: number;
   };
   return {
     rss_kb: rssKb(orchestrator.child.pid!),
     heap_used_kb: Math.round(mem.heapUsed / 1024),
+    heap_total_kb: Math.round(mem.heapTotal / 1024),
     external_kb: Math.round(mem.external / 1024),
     pending_tool_calls: mem.pendingToolCalls,
   };
@@ -354,6 +359,8 @@ function summarise(runs: RunResult[]) {
       heap_used_kb: median(runs.map((r) => r.before.heap_used_kb)),
       rss_runs: runs.map((r) => r.before.rss_kb),
       heap_used_runs: runs.map((r) => r.before.heap_used_kb),
+      heap_total_runs: runs.map((r) => r.before.heap_total_kb),
+      external_runs: runs.map((r) => r.before.external_kb),
     },
     candidate: {
       streams: STREAMS,
@@ -361,6 +368,8 @@ function summarise(runs: RunResult[]) {
       heap_used_kb: median(runs.map((r) => r.after.heap_used_kb)),
       rss_runs: runs.map((r) => r.after.rss_kb),
       heap_used_runs: runs.map((r) => r.after.heap_used_kb),
+      heap_total_runs: runs.map((r) => r.after.heap_total_kb),
+      external_runs: runs.map((r) => r.after.external_kb),
       kb_per_stream_runs: runs.map((r) => r.kb_per_stream),
       heap_kb_per_stream_runs: runs.map((r) => r.heap_kb_per_stream),
       open_s_runs: runs.map((r) => r.open_s),
@@ -404,9 +413,10 @@ try {
     heap_kb_per_stream_runs: tool.candidate.heap_kb_per_stream_runs,
     heap_kb_per_stream_model_in_flight: model?.heap_kb_per_stream ?? null,
   };
-  const row = (m: { rss_kb: number; heap_used_kb: number }) => ({
+  const row = (m: { rss_kb: number; heap_used_kb: number; heap_total_runs: number[] }) => ({
     'rss kB': m.rss_kb,
     'heap used kB': m.heap_used_kb,
+    'heap total kB': median(m.heap_total_runs),
   });
   console.table({
     'tool_wait: before (idle)': row(tool.baseline),

@@ -613,12 +613,8 @@ describe('orchestrator stack (real processes: 2 orchestrators, gateway, orders, 
     slow.pause();
     expect(slow.statusCode).toBe(200);
     let slowText = '';
-    let slowEnded = false;
     const slowClosed = new Promise<void>((resolve) => {
-      slow.on('close', () => {
-        slowEnded = true;
-        resolve();
-      });
+      slow.on('close', () => resolve());
       slow.on('error', () => resolve());
     });
     slow.on('data', (chunk: Buffer) => {
@@ -640,7 +636,8 @@ describe('orchestrator stack (real processes: 2 orchestrators, gateway, orders, 
       30_000,
       'the slow reader to be dropped',
     );
-    expect(slowEnded).toBe(false);
+    // (Whether the paused client has noticed the close yet depends on timing; what it read
+    // before the cut is what matters.)
     slow.resume();
     await slowClosed;
     const partial = framesOf(slowText);

@@ -2,6 +2,8 @@
  * The orchestrator's HTTP API over real loopback HTTP, with the real provider SDKs against the
  * local model server, in-memory stores, and an in-process tool gateway.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAuthenticator } from './auth/create-authenticator.js';
@@ -146,6 +148,110 @@ async function send(
     body: JSON.stringify(userMessage(id, text)),
   });
 }
+
+/** Replaces the orchestrator of beforeEach with one built from `extra` options. */
+async function rebuild(extra: Partial<Parameters<typeof createOrchestrator>[0]>): Promise<void> {
+  await orchestrator.close(1_000);
+  orchestrator = createOrchestrator({
+    agents: [agent()],
+    models: {
+      file: 'models.yaml',
+      models: {
+        smart: [
+          {
+            provider: 'anthropic',
+            model: 'claude-local',
+            baseUrl: model.anthropicBaseUrl,
+            prices: { inputPerMTok: 3, outputPerMTok: 15 },
+            contextWindow: 200_000,
+            maxOutputTokens: 1024,
+          },
+        ],
+      },
+    },
+    gateway,
+    authenticator: createAuthenticator({ dev: { user: 'dev-user', tenant: 'dev' } }),
+    logger: pino({ level: 'silent' }),
+    env: {},
+    heartbeatMs: 0,
+    ...extra,
+  });
+  base = (await orchestrator.listen(0)).url;
+}
+
+describe('wiring of the composition root', () => {
+  it('exports every finished turn over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set', async () => {
+    const received: string[] = [];
+    const collector = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        if (req.url === '/v1/traces') received.push(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    const port = (collector.address() as AddressInfo).port;
+    try {
+      await rebuild({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` } });
+      replies.push({ text: 'Exported.' });
+      const id = await createSession();
+      const chunks = chunksOf(parseFrames(await (await send(id, 'export me')).text()));
+      const traceId = (assembleUiMessage(chunks).metadata as { traceId: string }).traceId;
+      await waitFor(async () => received.some((b) => b.includes(traceId)));
+      expect(received.join('')).toContain('gen_ai.request.model');
+    } finally {
+      collector.close();
+    }
+  });
+
+  it('redacts prompts and tool payloads in stored traces when configured', async () => {
+    await rebuild({ redaction: { prompts: true, toolPayloads: true } });
+    replies.push({ toolCalls: [{ name: 'orders__get_order', arguments: { id: 7 } }] });
+    replies.push({ text: 'Secret answer.' });
+    const id = await createSession();
+    await (await send(id, 'my secret question')).text();
+    const list = (await (
+      await fetch(`${base}/v1/sessions/${id}/traces`, { headers: as('alice') })
+    ).json()) as {
+      traces: Array<{ traceId: string }>;
+    };
+    const trace = await (
+      await fetch(`${base}/v1/traces/${list.traces[0]?.traceId}`, { headers: as('alice') })
+    ).text();
+    expect(trace).not.toContain('my secret question');
+    expect(trace).not.toContain('shipped');
+    expect(trace).toContain('[redacted]');
+  });
+
+  it('graceful shutdown lets running turns finish for the grace period, then stops them as interrupted, partial answer kept', async () => {
+    replies.push({
+      toolCalls: [{ name: 'orders__get_order', arguments: { id: 1 } }],
+      text: 'Looking it up.',
+    });
+    replies.push(() => new Promise<LocalModelReply>(() => undefined)); // never answers
+    const id = await createSession();
+    const res = send(id, 'slow one');
+    await waitFor(async () => toolCalls.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    const env = orchestrator.env;
+    await orchestrator.close(200);
+    await (await res).text().catch(() => '');
+    const stored = await env.sessions.readMessages(id);
+    const answer = stored.at(-1) as unknown as {
+      role: string;
+      parts: Array<{ type: string; text?: string }>;
+    };
+    expect(answer.role).toBe('assistant');
+    expect(answer.parts.some((p) => p.text === 'Looking it up.')).toBe(true);
+    expect(await env.sessions.activeTurn(id)).toBeUndefined();
+    expect(await orchestrator.metrics.render()).toContain(
+      'keel_orchestrator_turns_total{status="interrupted"} 1',
+    );
+    // afterEach closes it again: give it a fresh one.
+    await rebuild({});
+  });
+});
 
 describe('S29 budgets across concurrent turns', () => {
   it('50 concurrent turns when the user-day budget covers ~10: spend ≤ budget + one reservation, no model call after exhaustion', async () => {

@@ -330,6 +330,36 @@ describe('runTurn', () => {
     });
   });
 
+  it('relays tool progress as data-keel-progress parts (one per call, updated)', async () => {
+    h.setTool(async (_name, _input, ctx) => {
+      ctx.onProgress?.(1, 4, 'indexing');
+      ctx.onProgress?.(4, 4, 'done');
+      return { ok: true, output: { indexed: 4 } };
+    });
+    h.setScript([callTool('c1', 'orders__get_order', { id: 7 }), say('Indexed.')]);
+    await run(h.plan());
+    const progress = h.chunks.filter((c) => c.type === 'data-keel-progress');
+    expect(progress).toEqual([
+      {
+        type: 'data-keel-progress',
+        id: 'progress-c1',
+        data: { toolCallId: 'c1', progress: 1, total: 4, message: 'indexing' },
+      },
+      {
+        type: 'data-keel-progress',
+        id: 'progress-c1',
+        data: { toolCallId: 'c1', progress: 4, total: 4, message: 'done' },
+      },
+    ]);
+    const types = h.chunks.map((c) => c.type);
+    expect(types.indexOf('data-keel-progress')).toBeLessThan(
+      types.indexOf('tool-output-available'),
+    );
+    expect(
+      assembleUiMessage(h.chunks).parts.filter((p) => p.type === 'data-keel-progress'),
+    ).toHaveLength(1);
+  });
+
   it('runs several tool calls of one step in parallel', async () => {
     h.setScript([
       [

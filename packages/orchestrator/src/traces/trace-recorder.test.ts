@@ -318,4 +318,22 @@ describe('trace recorder redaction', () => {
       expect(json).not.toContain(secret);
     }
   });
+
+  it('caps each payload value: a longer one keeps its head and size', () => {
+    const rec = createTraceRecorder({
+      sessionId: 's',
+      turnId: 't',
+      owner: { user: 'u', tenant: 'x' },
+      maxPayloadChars: 100,
+    });
+    const span = rec.startSpan('step', 'chat', { payload: { system: 'short' } });
+    rec.setPayload(span, 'messages', ['x'.repeat(500)]);
+    const payload = rec.snapshot().spans[0]?.payload as Record<string, unknown>;
+    expect(payload.system).toBe('short');
+    expect(payload.messages).toEqual({
+      truncated: true,
+      chars: 504,
+      head: JSON.stringify(['x'.repeat(500)]).slice(0, 100),
+    });
+  });
 });

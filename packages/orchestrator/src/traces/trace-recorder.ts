@@ -41,7 +41,16 @@ export interface TraceRecorderOptions {
    * remote span as parent. Ignored when malformed.
    */
   readonly parentTraceparent?: string;
+  /**
+   * Largest payload value kept, as JSON characters (default 64 KiB): a longer one is stored as
+   * `{ truncated: true, chars, head }`, so a long conversation cannot make every step's trace
+   * entry grow without bound.
+   */
+  readonly maxPayloadChars?: number;
 }
+
+/** Default of {@link TraceRecorderOptions.maxPayloadChars}. */
+export const DEFAULT_MAX_PAYLOAD_CHARS = 64 * 1024;
 
 export interface StartSpanOptions {
   readonly parentSpanId?: string;
@@ -183,14 +192,25 @@ export function createTraceRecorder(options: TraceRecorderOptions): TraceRecorde
   let status: TurnTrace['status'] = 'running';
   let endMs: number | undefined;
 
+  const maxChars = options.maxPayloadChars ?? DEFAULT_MAX_PAYLOAD_CHARS;
+  const capped = (value: unknown): unknown => {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch {
+      return '[unserializable]';
+    }
+    if (json === undefined || json.length <= maxChars) return value;
+    return { truncated: true, chars: json.length, head: json.slice(0, maxChars) };
+  };
   const redacted = (kind: SpanKind, key: string, value: unknown): unknown => {
     if (redact.prompts && PROMPT_PAYLOAD_KEYS.has(key)) return REDACTED;
-    if (!redact.toolPayloads) return value;
+    if (!redact.toolPayloads) return capped(value);
     if ((kind === 'tool-call' || kind === 'approval') && TOOL_PAYLOAD_KEYS.has(key)) {
       return REDACTED;
     }
     // Tool data also travels inside prompts and responses (tool-call parts, tool results).
-    return redactNestedToolData(value, 0);
+    return capped(redactNestedToolData(value, 0));
   };
 
   // Tracing never fails a turn: calls about unknown spans are ignored.

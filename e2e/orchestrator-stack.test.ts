@@ -640,13 +640,14 @@ describe('orchestrator stack (real processes: 2 orchestrators, gateway, orders, 
     // before the cut is what matters.)
     slow.resume();
     await slowClosed;
-    const partial = framesOf(slowText);
-    expect(partial.length).toBeGreaterThan(0);
+    // What reached the client before the cut (possibly nothing, when the reset discards what
+    // the paused socket had buffered): complete frames only.
+    const partial = framesOf(slowText).filter((f) => f.id !== undefined);
     expect(partial.some((f) => f.data === '[DONE]')).toBe(false);
     expect(Buffer.byteLength(slowText)).toBeLessThan(HUGE.length);
 
-    // It resumes where it was cut (on the other replica), then the turn finishes.
-    const next = await resume(B(), id, 'alice', partial.at(-1)!.id);
+    // It resumes where it was cut (or from the start), on the other replica; the turn finishes.
+    const next = await resume(B(), id, 'alice', partial.at(-1)?.id);
     expect(next.status).toBe(200);
     const rest: Frame[] = [];
     for (let f = await next.stream.next(); f !== undefined; f = await next.stream.next()) {

@@ -1,5 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createLocalModelServer } from '../testing/local-model-server.js';
+import { describe, expect, it } from 'vitest';
 import type { LocalModelReply, LocalModelServer } from '../testing/local-model-server.js';
 import { createAnthropicClient } from './anthropic-client.js';
 import { streamWithFallback } from './fallback-client.js';
@@ -7,17 +6,11 @@ import type { ModelAttempt } from './fallback-client.js';
 import { ModelCallError } from './model-provider.js';
 import type { ModelClient, ModelEvent, ModelRequest } from './model-provider.js';
 import { createOpenAIClient } from './openai-client.js';
+import { useLocalModelServers } from './provider-test-kit.js';
 
-const servers: LocalModelServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
-
-async function start(script: LocalModelReply[], chunkSize = 5): Promise<LocalModelServer> {
-  const server = await createLocalModelServer({ script, chunkSize });
-  servers.push(server);
-  return server;
-}
+const startServer = useLocalModelServers();
+const start = (script: LocalModelReply[], chunkSize = 5): Promise<LocalModelServer> =>
+  startServer(script, chunkSize);
 
 const request: ModelRequest = {
   system: '',

@@ -1,45 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createLocalModelServer } from '../testing/local-model-server.js';
-import type { LocalModelScript, LocalModelServer } from '../testing/local-model-server.js';
+import { describe, expect, it } from 'vitest';
+import type { LocalModelServer } from '../testing/local-model-server.js';
 import { createOpenAIClient, openAIToolContent, toOpenAIMessages } from './openai-client.js';
 import { ModelCallError } from './model-provider.js';
-import type { ModelClient, ModelEvent, ModelRequest } from './model-provider.js';
+import type { ModelClient, ModelEvent } from './model-provider.js';
+import { collect, request, useLocalModelServers, weatherTool } from './provider-test-kit.js';
 
-const servers: LocalModelServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
-
-async function start(script: LocalModelScript, chunkSize = 5): Promise<LocalModelServer> {
-  const server = await createLocalModelServer({ script, chunkSize });
-  servers.push(server);
-  return server;
-}
+const start = useLocalModelServers();
 
 function client(server: LocalModelServer, model = 'gpt-test'): ModelClient {
   return createOpenAIClient({ model, apiKey: 'test-key', baseURL: server.openaiBaseUrl });
-}
-
-const weatherTool = {
-  name: 'weather__get',
-  description: 'Weather for a city',
-  inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-};
-
-function request(overrides: Partial<ModelRequest> = {}): ModelRequest {
-  return {
-    system: 'Be brief.',
-    messages: [{ role: 'user', content: [{ type: 'text', text: 'Weather in Paris?' }] }],
-    tools: [],
-    maxOutputTokens: 200,
-    ...overrides,
-  };
-}
-
-async function collect(stream: AsyncIterable<ModelEvent>): Promise<ModelEvent[]> {
-  const events: ModelEvent[] = [];
-  for await (const event of stream) events.push(event);
-  return events;
 }
 
 describe('createOpenAIClient (real SDK, local model server)', () => {

@@ -10,7 +10,7 @@ import { createAuthenticator } from './auth/create-authenticator.js';
 import type { AgentConfig } from './config/agent-config.js';
 import type { ModelsConfig } from './config/models-config.js';
 import type { ToolGateway } from './gateway-client/tool-gateway.js';
-import { createOrchestrator, type Orchestrator } from './orchestrator.js';
+import { createOrchestrator, type Orchestrator, type OrchestratorOptions } from './orchestrator.js';
 import {
   createLocalModelServer,
   type LocalModelReply,
@@ -76,16 +76,8 @@ const gateway: ToolGateway = {
   close: async () => undefined,
 };
 
-beforeEach(async () => {
-  replies = [];
-  toolCalls.length = 0;
-  model = await createLocalModelServer({
-    script: async () => {
-      const next = replies.shift();
-      if (next === undefined) return { text: 'No script left.' };
-      return typeof next === 'function' ? next() : next;
-    },
-  });
+/** Builds the orchestrator under test (the local model server behind the `smart` alias). */
+async function start(extra: Partial<OrchestratorOptions>): Promise<void> {
   const models: ModelsConfig = {
     file: 'models.yaml',
     models: {
@@ -109,8 +101,28 @@ beforeEach(async () => {
     logger: pino({ level: 'silent' }),
     env: {},
     heartbeatMs: 0,
+    ...extra,
   });
   base = (await orchestrator.listen(0)).url;
+}
+
+/** Replaces the orchestrator of beforeEach with one built from `extra` options. */
+async function rebuild(extra: Partial<OrchestratorOptions>): Promise<void> {
+  await orchestrator.close(1_000);
+  await start(extra);
+}
+
+beforeEach(async () => {
+  replies = [];
+  toolCalls.length = 0;
+  model = await createLocalModelServer({
+    script: async () => {
+      const next = replies.shift();
+      if (next === undefined) return { text: 'No script left.' };
+      return typeof next === 'function' ? next() : next;
+    },
+  });
+  await start({});
 });
 
 afterEach(async () => {
@@ -147,36 +159,6 @@ async function send(
     headers: as(user),
     body: JSON.stringify(userMessage(id, text)),
   });
-}
-
-/** Replaces the orchestrator of beforeEach with one built from `extra` options. */
-async function rebuild(extra: Partial<Parameters<typeof createOrchestrator>[0]>): Promise<void> {
-  await orchestrator.close(1_000);
-  orchestrator = createOrchestrator({
-    agents: [agent()],
-    models: {
-      file: 'models.yaml',
-      models: {
-        smart: [
-          {
-            provider: 'anthropic',
-            model: 'claude-local',
-            baseUrl: model.anthropicBaseUrl,
-            prices: { inputPerMTok: 3, outputPerMTok: 15 },
-            contextWindow: 200_000,
-            maxOutputTokens: 1024,
-          },
-        ],
-      },
-    },
-    gateway,
-    authenticator: createAuthenticator({ dev: { user: 'dev-user', tenant: 'dev' } }),
-    logger: pino({ level: 'silent' }),
-    env: {},
-    heartbeatMs: 0,
-    ...extra,
-  });
-  base = (await orchestrator.listen(0)).url;
 }
 
 describe('wiring of the composition root', () => {
@@ -255,33 +237,8 @@ describe('wiring of the composition root', () => {
 
 describe('S29 budgets across concurrent turns', () => {
   it('50 concurrent turns when the user-day budget covers ~10: spend ≤ budget + one reservation, no model call after exhaustion', async () => {
-    await orchestrator.close(1_000);
     const budget = 0.16;
-    orchestrator = createOrchestrator({
-      agents: [agent()],
-      models: {
-        file: 'models.yaml',
-        models: {
-          smart: [
-            {
-              provider: 'anthropic',
-              model: 'claude-local',
-              baseUrl: model.anthropicBaseUrl,
-              prices: { inputPerMTok: 3, outputPerMTok: 15 },
-              contextWindow: 200_000,
-              maxOutputTokens: 1024,
-            },
-          ],
-        },
-      },
-      gateway,
-      authenticator: createAuthenticator({ dev: { user: 'dev-user', tenant: 'dev' } }),
-      logger: pino({ level: 'silent' }),
-      env: {},
-      heartbeatMs: 0,
-      budgets: { userDayUsd: budget },
-    });
-    base = (await orchestrator.listen(0)).url;
+    await rebuild({ budgets: { userDayUsd: budget } });
     for (let i = 0; i < 60; i += 1) {
       replies.push({ text: 'A costly answer.', usage: { inputTokens: 100, outputTokens: 1000 } });
     }

@@ -1,13 +1,12 @@
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisClient, redisReady } from '@keel/tool-sdk';
+import { freePort, startRedisServer } from '@keel/tool-sdk/test';
 import { GatewayError } from '../errors/gateway-error.js';
 import { counterKey, createRateLimiter } from './rate-limiter.js';
 import type { RateLimitRule, RateLimitSubject } from './rate-limiter.js';
@@ -159,52 +158,6 @@ describe('redis rate limiter (real Redis at 127.0.0.1:6379)', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-/** A redis-server of this test's own, to kill and restart. */
-function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const timer = setTimeout(() => reject(new Error('redis-server did not start')), 10_000);
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited (${code}): ${output}`));
-    });
-  });
-}
-
 function stopped(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
@@ -232,7 +185,7 @@ describe('redis rate limiter when Redis fails (own redis-server)', () => {
   beforeAll(async () => {
     port = await freePort();
     dir = mkdtempSync(join(tmpdir(), 'keel-rl-redis-'));
-    server = await startRedis(port, dir);
+    server = await startRedisServer(port, dir);
     client = createRedisClient(`redis://127.0.0.1:${port}`);
     await redisReady(client);
   }, 20_000);
@@ -281,7 +234,7 @@ describe('redis rate limiter when Redis fails (own redis-server)', () => {
     }
 
     // Back: the client reconnects by itself and limits are counted again.
-    server = await startRedis(port, dir);
+    server = await startRedisServer(port, dir);
     const restarted = performance.now();
     let decision: unknown;
     while (performance.now() - restarted < 6_000) {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { pino } from 'pino';
 import { createToolServer, defineTool } from '@keel/tool-sdk';
 import type { ToolServer } from '@keel/tool-sdk';
+import { freePort } from '@keel/tool-sdk/test';
 // The orchestrator has no dependency on @keel/gateway; its tests reach the real gateway source.
 import { createGateway, gatewayConfigSchema } from '../../../gateway/src/index.js';
 import type { Gateway } from '../../../gateway/src/index.js';
@@ -17,14 +18,6 @@ const silent = pino({ level: 'silent' });
 const sha = (key: string) => createHash('sha256').update(key).digest('hex');
 const SERVICE_KEY = `svc-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise<void>((r) => probe.close(() => r()));
-  return port;
-}
 
 const context = (overrides: Partial<ToolCallContext> = {}): ToolCallContext => ({
   user: 'user-42',

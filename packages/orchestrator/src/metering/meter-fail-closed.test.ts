@@ -3,63 +3,17 @@
  * closed with a retryable UNAVAILABLE within a bounded time; after Redis returns, the meter
  * works again without a new client. Uses a redis-server of its own, to kill and restart.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort, startRedisServer } from '@keel/tool-sdk/test';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Meter, MeterScope, ReserveResult } from './meter.js';
 import { MeterUnavailableError } from './meter-error.js';
 import { createRedisMeter } from './redis-meter.js';
 import { meterRedisOptions } from './redis-options.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const timer = setTimeout(() => reject(new Error('redis-server did not start')), 10_000);
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited (${code})`));
-    });
-  });
-}
 
 function stopped(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
@@ -97,7 +51,7 @@ describe('Redis meter fails closed (own redis-server)', () => {
   beforeAll(async () => {
     port = await freePort();
     dir = mkdtempSync(join(tmpdir(), 'keel-meter-redis-'));
-    server = await startRedis(port, dir);
+    server = await startRedisServer(port, dir);
     client = new Redis(`redis://127.0.0.1:${port}`, meterRedisOptions());
     client.on('error', () => {}); // connection errors surface as failed meter calls
     await new Promise((resolve) => client.once('ready', resolve));
@@ -153,7 +107,7 @@ describe('Redis meter fails closed (own redis-server)', () => {
     expectUnavailable(usage.error);
 
     // Back on the same port: the same client reconnects by itself and scripts load again.
-    server = await startRedis(port, dir);
+    server = await startRedisServer(port, dir);
     const restarted = performance.now();
     let back: ReserveResult | undefined;
     for (let i = 0; i < 60 && !back; i++) {

@@ -3,3 +3,4 @@ export { createTestSigner } from './test-signer.js';
 export type { TestSigner, TestTokenClaims } from './test-signer.js';
 export { createTestClient, readReply } from './test-client.js';
 export type { TestClientOptions, TestCallResult, TestReply, FetchTarget } from './test-client.js';
+export { freePort, startRedisServer } from './local-services.js';

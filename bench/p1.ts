@@ -3,7 +3,6 @@
  * against a plain express handler doing the same work. Target: throughput_ratio >= 0.70.
  */
 import { exportJWK, generateKeyPair } from 'jose';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { runLoad } from './lib/load.js';
 import type { LoadResult } from './lib/load.js';
 import { KID } from './lib/p1-shared.js';
 import { presignCalls } from './lib/tokens.js';
+import { machineInfo, writeResult } from './lib/report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TARGET = 0.7;
@@ -126,11 +126,7 @@ console.log(`throughput_ratio = ${ratio} (target >= ${TARGET}): ${pass ? 'PASS' 
 const report = {
   id: 'P1',
   date: new Date().toISOString(),
-  machine: {
-    cpus: machineCpus.length,
-    model: machineCpus[0]?.model ?? 'unknown',
-    node: process.version,
-  },
+  machine: machineInfo(),
   config: { connections: CONNECTIONS, duration_s: DURATION_S, runs: RUNS, tools: 50, pinned },
   baseline,
   candidate,
@@ -138,6 +134,5 @@ const report = {
   targets: { throughput_ratio: `>= ${TARGET.toFixed(2)}` },
   pass,
 };
-mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', 'p1.json'), `${JSON.stringify(report, null, 2)}\n`);
+writeResult('p1', report);
 process.exitCode = pass ? 0 : 1;

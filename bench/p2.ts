@@ -10,15 +10,15 @@
  * whole ceiling on this 2-core machine, which made every such run shed load).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canPin, pinSelf, startServer } from './lib/child-server.js';
 import type { ChildServer } from './lib/child-server.js';
 import { ceiling, paced } from './lib/p2-load.js';
 import type { CeilingResult, PacedResult, Target } from './lib/p2-load.js';
+import { loadAverage, machineInfo, writeResult } from './lib/report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TARGETS = { added_p50_ms: 1.5, added_p99_ms: 5, throughput_ratio: 0.5 };
@@ -41,7 +41,7 @@ const machineCpus = cpus();
 const pinned = canPin(machineCpus.length);
 if (pinned) pinSelf(1);
 const serverCore = pinned ? 0 : undefined;
-const loadAtStart = loadavg().map((n) => Math.round(n * 100) / 100);
+const loadAtStart = loadAverage();
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -246,12 +246,7 @@ try {
   const report = {
     id: 'P2',
     date: new Date().toISOString(),
-    machine: {
-      cpus: machineCpus.length,
-      model: machineCpus[0]?.model ?? 'unknown',
-      node: process.version,
-      loadavg_at_start: loadAtStart,
-    },
+    machine: machineInfo({ loadavg_at_start: loadAtStart }),
     config: {
       connections: CONNECTIONS,
       duration_s: DURATION_S,
@@ -272,8 +267,7 @@ try {
     },
     pass,
   };
-  mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'p2.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeResult('p2', report);
   process.exitCode = pass ? 0 : 1;
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);

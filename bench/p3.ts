@@ -14,11 +14,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cpus } from 'node:os';
 import { createRedisClient, redisReady } from '@keel/tool-sdk';
 import { canPin, pinSelf } from './lib/child-server.js';
 import { createRedisSessionStore } from '../packages/orchestrator/src/sessions/redis-session-store.js';
@@ -28,8 +25,8 @@ import type {
   StoredMessage,
   TurnStreamStore,
 } from '../packages/orchestrator/src/sessions/session-store.js';
+import { loadAverage, machineInfo, writeResult } from './lib/report.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const TARGET = 1.5;
 const SMALL = 10;
 const LARGE = Number(process.env.P3_LARGE ?? 10_000);
@@ -49,7 +46,7 @@ const LABEL: Record<Variant, string> = {
 const machineCpus = cpus();
 const pinned = canPin(machineCpus.length);
 if (pinned) pinSelf(1);
-const loadAtStart = loadavg().map((n) => Math.round(n * 100) / 100);
+const loadAtStart = loadAverage();
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -258,12 +255,7 @@ try {
   const report = {
     id: 'P3',
     date: new Date().toISOString(),
-    machine: {
-      cpus: machineCpus.length,
-      model: machineCpus[0]?.model ?? 'unknown',
-      node: process.version,
-      loadavg_at_start: loadAtStart,
-    },
+    machine: machineInfo({ loadavg_at_start: loadAtStart }),
     config: {
       turns_per_run: TURNS,
       warmup_turns: WARMUP_TURNS,
@@ -281,8 +273,7 @@ try {
     targets: { cost_ratio_10k_vs_10: `<= ${TARGET}` },
     pass,
   };
-  mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'p3.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeResult('p3', report);
 
   if (external) {
     let cursor = '0';

@@ -9,8 +9,7 @@
  * untimed). Target: added_ttft_p50_ms <= 5 (median over runs of candidate p50 - baseline p50).
  */
 import { Agent } from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canPin, pinSelf, startServer } from './lib/child-server.js';
@@ -19,6 +18,7 @@ import { postJson, timeStream } from './lib/first-frame.js';
 import type { StreamTiming } from './lib/first-frame.js';
 import { cleanOrchestratorKeys } from './lib/orchestrator-redis.js';
 import { median, percentile, round3 } from './lib/stats.js';
+import { loadAverage, machineInfo, writeResult } from './lib/report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TARGETS = { added_ttft_p50_ms: 5 };
@@ -38,7 +38,7 @@ const machineCpus = cpus();
 const pinned = canPin(machineCpus.length);
 if (pinned) pinSelf(1);
 const serverCore = pinned ? 0 : undefined;
-const loadAtStart = loadavg().map((n) => Math.round(n * 100) / 100);
+const loadAtStart = loadAverage();
 
 const children: ChildServer[] = [];
 const sessionIds: string[] = [];
@@ -207,13 +207,7 @@ try {
   const report = {
     id: 'P4',
     date: new Date().toISOString(),
-    machine: {
-      cpus: machineCpus.length,
-      model: machineCpus[0]?.model ?? 'unknown',
-      node: process.version,
-      loadavg_at_start: loadAtStart,
-      loadavg_at_end: loadavg().map((n) => Math.round(n * 100) / 100),
-    },
+    machine: machineInfo({ loadavg_at_start: loadAtStart, loadavg_at_end: loadAverage() }),
     config: {
       requests_per_run: REQUESTS,
       warmup_requests: WARMUP,
@@ -233,8 +227,7 @@ try {
     targets: { added_ttft_p50_ms: `<= ${TARGETS.added_ttft_p50_ms}` },
     pass,
   };
-  mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'p4.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeResult('p4', report);
   process.exitCode = pass ? 0 : 1;
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);

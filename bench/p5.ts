@@ -13,8 +13,8 @@
  */
 import { Agent, request } from 'node:http';
 import type { ClientRequest } from 'node:http';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canPin, pinSelf, startServer } from './lib/child-server.js';
@@ -22,6 +22,7 @@ import type { ChildServer } from './lib/child-server.js';
 import { postJson } from './lib/first-frame.js';
 import { cleanOrchestratorKeys } from './lib/orchestrator-redis.js';
 import { median, round3 } from './lib/stats.js';
+import { loadAverage, machineInfo, writeResult } from './lib/report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TARGETS = { kb_per_stream: 32 };
@@ -44,7 +45,7 @@ const machineCpus = cpus();
 const pinned = canPin(machineCpus.length);
 if (pinned) pinSelf(1);
 const serverCore = pinned ? 0 : undefined;
-const loadAtStart = loadavg().map((n) => Math.round(n * 100) / 100);
+const loadAtStart = loadAverage();
 const identity = { 'x-keel-user': 'bench-user', 'x-keel-tenant': TENANT };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -450,13 +451,7 @@ try {
   const report = {
     id: 'P5',
     date: new Date().toISOString(),
-    machine: {
-      cpus: machineCpus.length,
-      model: machineCpus[0]?.model ?? 'unknown',
-      node: process.version,
-      loadavg_at_start: loadAtStart,
-      loadavg_at_end: loadavg().map((n) => Math.round(n * 100) / 100),
-    },
+    machine: machineInfo({ loadavg_at_start: loadAtStart, loadavg_at_end: loadAverage() }),
     config: {
       streams: STREAMS,
       runs: RUNS,
@@ -501,8 +496,7 @@ try {
     targets: { kb_per_stream: `<= ${TARGETS.kb_per_stream}` },
     pass,
   };
-  mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'p5.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeResult('p5', report);
   process.exitCode = pass ? 0 : 1;
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);

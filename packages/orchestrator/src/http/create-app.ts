@@ -13,18 +13,22 @@ import type { Authenticator, Principal } from '../auth/principal.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import { templateVariables } from '../config/agent-config.js';
 import type { SessionRecord, StoredMessage } from '../sessions/session-store.js';
-import { createSseWriter, UI_MESSAGE_STREAM_HEADERS } from '../stream/sse-writer.js';
+import {
+  createSseWriter,
+  UI_MESSAGE_STREAM_HEADERS,
+  type SseWriter,
+} from '../stream/sse-writer.js';
 import type { UiMessageChunk } from '../stream/ui-message-chunks.js';
 import type { TurnEnvironment } from '../turn/turn-deps.js';
 import type { PendingTurn } from '../turn/turn-runner.js';
 import { httpStatusOf, keelErrorOf } from '../errors/keel-error-of.js';
-import { HttpError, notFound, sendError } from './http-error.js';
+import { HttpError, notFound, sendError, sendKeelError } from './http-error.js';
 import type { OrchestratorMetrics } from './metrics.js';
 import {
   approvalBodySchema,
   chatBodySchema,
   createSessionSchema,
-  firstIssue,
+  parseBody,
   SESSION_ID_PATTERN,
   userMessageSchema,
 } from './request-schemas.js';
@@ -84,16 +88,12 @@ function route(fn: (req: Request, res: Response) => Promise<void>): RequestHandl
 }
 
 function toStoredUserMessage(body: unknown): StoredMessage {
-  const parsed = userMessageSchema.safeParse(body);
-  if (!parsed.success) {
-    const issue = firstIssue(parsed.error);
-    throw new HttpError(400, 'INVALID_INPUT', issue.message, { details: { path: issue.path } });
-  }
+  const parsed = parseBody(userMessageSchema, body);
   return {
-    id: parsed.data.id,
+    id: parsed.id,
     role: 'user',
-    parts: parsed.data.parts.map((p) => ({ type: 'text', text: p.text, state: 'done' as const })),
-    ...(parsed.data.metadata === undefined ? {} : { metadata: parsed.data.metadata }),
+    parts: parsed.parts.map((p) => ({ type: 'text', text: p.text, state: 'done' as const })),
+    ...(parsed.metadata === undefined ? {} : { metadata: parsed.metadata }),
   };
 }
 
@@ -153,11 +153,7 @@ export function createApp(options: AppOptions): express.Express {
           retryable: false,
           correlationId,
         };
-        const status = (error as { status?: number }).status ?? httpStatusOf(keel.code);
-        if (keel.retryAfterMs !== undefined) {
-          res.setHeader('retry-after', String(Math.max(1, Math.ceil(keel.retryAfterMs / 1000))));
-        }
-        res.status(status).json({ error: keel });
+        sendKeelError(res, (error as { status?: number }).status ?? httpStatusOf(keel.code), keel);
       },
     );
   });
@@ -220,6 +216,29 @@ export function createApp(options: AppOptions): express.Express {
     });
   };
 
+  const maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
+
+  /** Answers 200 with the UI message stream headers; frames go through the returned writer. */
+  const openSse = (res: Response): SseWriter => {
+    res.writeHead(200, UI_MESSAGE_STREAM_HEADERS);
+    res.flushHeaders();
+    metrics.streamOpened();
+    res.on('close', () => metrics.streamClosed());
+    return createSseWriter({
+      write: (text) => {
+        res.write(text);
+      },
+      ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+    });
+  };
+
+  /** `[DONE]` and the end of the response, unless the reader is gone. */
+  const endSse = (res: Response, writer: SseWriter): void => {
+    if (writer.closed) return;
+    writer.done();
+    res.end();
+  };
+
   /** Runs a turn and answers with its stream; the turn outlives the connection (S33). */
   const streamTurn = async (
     req: Request,
@@ -228,9 +247,8 @@ export function createApp(options: AppOptions): express.Express {
       onChunk: (chunk: UiMessageChunk, id: string) => void,
     ) => Promise<{ done: Promise<unknown> }>,
   ): Promise<void> => {
-    let writer: ReturnType<typeof createSseWriter> | undefined = undefined;
+    let writer: SseWriter | undefined = undefined;
     const buffered: Array<[UiMessageChunk, string]> = [];
-    const maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
     const onChunk = (chunk: UiMessageChunk, id: string): void => {
       if (writer === undefined) {
         buffered.push([chunk, id]);
@@ -246,15 +264,7 @@ export function createApp(options: AppOptions): express.Express {
       }
     };
     const { done } = await start(onChunk);
-    res.writeHead(200, UI_MESSAGE_STREAM_HEADERS);
-    res.flushHeaders();
-    metrics.streamOpened();
-    writer = createSseWriter({
-      write: (text) => {
-        res.write(text);
-      },
-      ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
-    });
+    writer = openSse(res);
     for (const [chunk, id] of buffered.splice(0)) onChunk(chunk, id);
     const closed = (): void => {
       writer?.close();
@@ -263,10 +273,7 @@ export function createApp(options: AppOptions): express.Express {
     res.on('close', () => metrics.streamClosed());
     await done;
     req.off('close', closed);
-    if (!writer.closed) {
-      writer.done();
-      res.end();
-    }
+    endSse(res, writer);
   };
 
   // ---- sessions ----
@@ -274,15 +281,11 @@ export function createApp(options: AppOptions): express.Express {
   v1.post(
     '/sessions',
     route(async (req, res) => {
-      const parsed = createSessionSchema.safeParse(req.body);
-      if (!parsed.success) {
-        const issue = firstIssue(parsed.error);
-        throw new HttpError(400, 'INVALID_INPUT', issue.message, { details: { path: issue.path } });
-      }
+      const parsed = parseBody(createSessionSchema, req.body);
       const session = await createSession(
         locals(res).principal,
-        parsed.data.agent,
-        parsed.data.input ?? {},
+        parsed.agent,
+        parsed.input ?? {},
         env.newId(),
       );
       res.status(201).json({ id: session.id, agent: session.agent });
@@ -369,26 +372,22 @@ export function createApp(options: AppOptions): express.Express {
   };
 
   const parseChatBody = (body: unknown, sessionId?: string) => {
-    const parsed = chatBodySchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = firstIssue(parsed.error);
-      throw new HttpError(400, 'INVALID_INPUT', issue.message, { details: { path: issue.path } });
-    }
-    if (sessionId !== undefined && parsed.data.id !== sessionId) {
+    const parsed = parseBody(chatBodySchema, body);
+    if (sessionId !== undefined && parsed.id !== sessionId) {
       throw new HttpError(400, 'INVALID_INPUT', 'id: must equal the session id in the path.', {
         details: { path: 'id' },
       });
     }
-    const newestUser = [...parsed.data.messages].reverse().find((m) => m.role === 'user');
+    const newestUser = [...parsed.messages].reverse().find((m) => m.role === 'user');
     if (newestUser === undefined) {
       throw new HttpError(400, 'INVALID_INPUT', 'messages: no user message to answer.', {
         details: { path: 'messages' },
       });
     }
     return {
-      id: parsed.data.id,
+      id: parsed.id,
       message: toStoredUserMessage(newestUser),
-      regenerate: parsed.data.trigger === 'regenerate-message',
+      regenerate: parsed.trigger === 'regenerate-message',
     };
   };
 
@@ -434,29 +433,20 @@ export function createApp(options: AppOptions): express.Express {
     const session = await ownSession(req, res);
     const after = req.header('last-event-id');
     const controller = new AbortController();
-    let writer: ReturnType<typeof createSseWriter> | undefined = undefined;
+    let writer: SseWriter | undefined = undefined;
     req.on('close', () => {
       controller.abort();
       writer?.close();
     });
-    const active = await env.sessions.activeTurn(session.id);
-    if (active === undefined) {
+    const turnId = await turns.resumable(session.id);
+    if (turnId === undefined) {
       res.status(204).end();
       return;
     }
-    res.writeHead(200, UI_MESSAGE_STREAM_HEADERS);
-    res.flushHeaders();
-    metrics.streamOpened();
-    res.on('close', () => metrics.streamClosed());
-    const maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
-    writer = createSseWriter({
-      write: (text) => {
-        res.write(text);
-      },
-      ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
-    });
-    const w = writer;
+    const w = openSse(res);
+    writer = w;
     await turns.follow(session.id, {
+      turnId,
       ...(after === undefined ? {} : { after }),
       signal: controller.signal,
       write: async (id, json) => {
@@ -476,10 +466,7 @@ export function createApp(options: AppOptions): express.Express {
         res.destroy();
       },
     });
-    if (!w.closed) {
-      w.done();
-      res.end();
-    }
+    endSse(res, w);
   });
   v1.get('/sessions/:id/stream', resume);
   v1.get('/chat/:id/stream', resume);
@@ -498,11 +485,7 @@ export function createApp(options: AppOptions): express.Express {
     '/sessions/:id/approvals/:toolCallId',
     route(async (req, res) => {
       const session = await ownSession(req, res);
-      const parsed = approvalBodySchema.safeParse(req.body);
-      if (!parsed.success) {
-        const issue = firstIssue(parsed.error);
-        throw new HttpError(400, 'INVALID_INPUT', issue.message, { details: { path: issue.path } });
-      }
+      const parsed = parseBody(approvalBodySchema, req.body);
       const toolCallId = String(req.params.toolCallId);
       const pending = (await env.sessions.takePending(session.id)) as PendingTurn | undefined;
       const call = pending?.calls.find((c) => c.toolCallId === toolCallId && c.needsApproval);
@@ -513,8 +496,8 @@ export function createApp(options: AppOptions): express.Express {
       const decisions = {
         ...pending.decisions,
         [toolCallId]: {
-          approved: parsed.data.approved,
-          ...(parsed.data.reason === undefined ? {} : { reason: parsed.data.reason }),
+          approved: parsed.approved,
+          ...(parsed.reason === undefined ? {} : { reason: parsed.reason }),
         },
       };
       const next: PendingTurn = { ...pending, decisions };
@@ -614,13 +597,7 @@ export function createApp(options: AppOptions): express.Express {
     }
     const keel = keelErrorOf(error, correlationId);
     if (keel !== undefined && keel.code !== 'INTERNAL') {
-      const status = httpStatusOf(keel.code);
-      if (keel.retryAfterMs !== undefined) {
-        res.setHeader('retry-after', String(Math.max(1, Math.ceil(keel.retryAfterMs / 1000))));
-      } else if (status === 503) {
-        res.setHeader('retry-after', '1');
-      }
-      res.status(status).json({ error: keel });
+      sendKeelError(res, httpStatusOf(keel.code), keel);
       return;
     }
     env.logger.error(

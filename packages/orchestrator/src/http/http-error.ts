@@ -34,17 +34,27 @@ export function notFound(what = 'session'): HttpError {
   return new HttpError(404, 'NOT_FOUND', `No such ${what}.`);
 }
 
+/**
+ * Answers `status` with `{ error: keel }`, and `Retry-After` (whole seconds) when the error
+ * says when to retry — or 1 s for a 503 that does not. A response already streaming is cut.
+ */
+export function sendKeelError(res: Response, status: number, keel: KeelError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (keel.retryAfterMs !== undefined) {
+    res.setHeader('retry-after', String(Math.max(1, Math.ceil(keel.retryAfterMs / 1000))));
+  } else if (status === 503) {
+    res.setHeader('retry-after', '1');
+  }
+  res.status(status).json({ error: keel });
+}
+
 export function sendError(
   res: Response,
   error: HttpError,
   correlationId: string = randomUUID(),
 ): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  if (error.extra.retryAfterMs !== undefined) {
-    res.setHeader('retry-after', String(Math.max(1, Math.ceil(error.extra.retryAfterMs / 1000))));
-  }
-  res.status(error.status).json({ error: error.toKeelError(correlationId) });
+  sendKeelError(res, error.status, error.toKeelError(correlationId));
 }

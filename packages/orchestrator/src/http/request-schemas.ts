@@ -3,6 +3,7 @@
  * UIMessage with text parts; the AI SDK chat body is `{ id, messages, trigger }`.
  */
 import { z } from 'zod';
+import { HttpError } from './http-error.js';
 
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const sessionIdSchema = z
@@ -65,9 +66,19 @@ export type CreateSessionBody = z.infer<typeof createSessionSchema>;
 export type UserMessageBody = z.infer<typeof userMessageSchema>;
 export type ChatBody = z.infer<typeof chatBodySchema>;
 
-/** The first zod issue as `path: message`. */
-export function firstIssue(error: z.ZodError): { path: string; message: string } {
-  const issue = error.issues[0];
+/**
+ * The body parsed by `schema`, or a 400 INVALID_INPUT naming the first problem as
+ * `path: message` (with `details.path`).
+ */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
   const path = issue === undefined ? '' : issue.path.map(String).join('.');
-  return { path, message: `${path === '' ? 'body' : path}: ${issue?.message ?? 'is invalid'}` };
+  throw new HttpError(
+    400,
+    'INVALID_INPUT',
+    `${path === '' ? 'body' : path}: ${issue?.message ?? 'is invalid'}`,
+    { details: { path } },
+  );
 }

@@ -90,6 +90,31 @@ describe('turn service follow', () => {
     ).toBe(false);
   });
 
+  it('resumable() finds a dead turn after its lock lapsed (the resume route asks it first), closes it, then has nothing', async () => {
+    const { env, sessions, streams, advance } = setup();
+    await sessions.create({ id: 's3', agent: 'a', owner });
+    expect((await sessions.acquireTurn('s3', 't1', 1_000)).ok).toBe(true);
+    await streams.append('s3', 't1', JSON.stringify({ type: 'start', messageId: 'm1' }));
+    advance(5_000); // long after the lock lapsed
+    const service = createTurnService(env);
+    expect(await service.resumable('s3')).toBe('t1');
+    const frames: string[] = [];
+    await service.follow('s3', {
+      turnId: 't1',
+      signal: new AbortController().signal,
+      blockMs: 0,
+      write: (_id, json) => {
+        frames.push(json);
+      },
+    });
+    expect(frames.map((f) => (JSON.parse(f) as { type: string }).type)).toEqual([
+      'start',
+      'error',
+      'finish',
+    ]);
+    expect(await service.resumable('s3')).toBeUndefined();
+  });
+
   it('answers false (204) when no turn ever ran or the last one finished', async () => {
     const { env, sessions, streams } = setup();
     await sessions.create({ id: 's2', agent: 'a', owner });

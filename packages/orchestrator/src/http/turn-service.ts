@@ -37,6 +37,8 @@ export interface StartedTurn {
 }
 
 export interface FollowOptions {
+  /** The turn to follow, from {@link TurnService.resumable}; looked up when absent. */
+  readonly turnId?: string;
   readonly after?: string;
   readonly signal: AbortSignal;
   /** How long one blocking read waits (and how soon a dead turn is noticed). Default 2 s. */
@@ -50,6 +52,11 @@ export interface TurnService {
   start(input: StartTurnInput): Promise<StartedTurn>;
   /** Stops the session's active turn; false when none is running. */
   stop(sessionId: string): Promise<boolean>;
+  /**
+   * The turn a resume replays: the running one, or one a dead process left unfinished (closed
+   * as interrupted now); undefined when there is none (204).
+   */
+  resumable(sessionId: string): Promise<string | undefined>;
   /** Replays the active turn's stream (after `after`) and follows it to its end; false when none. */
   follow(sessionId: string, options: FollowOptions): Promise<boolean>;
   /** Running turns of this process. */
@@ -72,6 +79,16 @@ export function createTurnService(
   const running = new Map<string, RunningTurn>();
   const stops = options.stops ?? createMemoryStopRequests();
   const lockTtlMs = env.lockTtlMs ?? 30_000;
+
+  const resumable = async (sessionId: string): Promise<string | undefined> => {
+    const active = await env.sessions.activeTurn(sessionId);
+    if (active !== undefined && !active.startsWith('reap-')) return active;
+    // No running turn: only a turn left unfinished by a dead process is worth replaying
+    // (it is closed as interrupted first, S34).
+    const latest = await env.streams.latestTurn(sessionId);
+    if (latest === undefined) return undefined;
+    return (await reapInterruptedTurn(env, sessionId, latest)) ? latest : undefined;
+  };
 
   return {
     async start(input) {
@@ -123,16 +140,11 @@ export function createTurnService(
       return true;
     },
 
+    resumable,
+
     async follow(sessionId, options) {
-      let turnId = await env.sessions.activeTurn(sessionId);
-      if (turnId === undefined || turnId.startsWith('reap-')) {
-        // No running turn: only a turn left unfinished by a dead process is worth replaying
-        // (it is closed as interrupted first, S34).
-        const latest = await env.streams.latestTurn(sessionId);
-        if (latest === undefined) return false;
-        if (!(await reapInterruptedTurn(env, sessionId, latest))) return false;
-        turnId = latest;
-      }
+      const turnId = options.turnId ?? (await resumable(sessionId));
+      if (turnId === undefined) return false;
       let cursor = options.after;
       while (!options.signal.aborted) {
         const read = await env.streams.read(sessionId, turnId, {

@@ -181,6 +181,10 @@ export function createMemoryTurnStreamStore(
       return readNow(sessionId, turnId, readOptions.after, count);
     },
 
+    async ended(sessionId, turnId) {
+      return liveStream(sessionId, turnId)?.entries.at(-1)?.end === true;
+    },
+
     async latestTurn(sessionId) {
       const lastTurn = sessions.get(sessionId)?.lastTurn;
       return lastTurn !== undefined && liveStream(sessionId, lastTurn) ? lastTurn : undefined;

@@ -264,6 +264,13 @@ export function createRedisTurnStreamStore(options: RedisTurnStreamStoreOptions)
         return blockingRead(key, after, count, blockMs, signal);
       }),
 
+    ended: (sessionId, turnId) =>
+      storeStep('turnStream.ended', async () => {
+        const key = sessionKeys(prefix, sessionId).stream(turnId);
+        const last = (await redis.xrevrange(key, '+', '-', 'COUNT', 1)) as RawEntry[];
+        return last[0]?.[1][0] === 'end';
+      }),
+
     latestTurn: (sessionId) =>
       storeStep(
         'turnStream.latestTurn',

@@ -116,6 +116,8 @@ export interface TurnStreamStore {
   /** Marks the turn's stream ended (readers then stop). */
   end(sessionId: string, turnId: string): Promise<void>;
   read(sessionId: string, turnId: string, options?: ReadTurnStreamOptions): Promise<TurnStreamRead>;
+  /** Whether the turn's stream has its end marker (one read of the newest entry). */
+  ended(sessionId: string, turnId: string): Promise<boolean>;
   /** The most recent turn of the session that has a stream, ended or not. */
   latestTurn(sessionId: string): Promise<string | undefined>;
   close(): Promise<void>;

@@ -67,6 +67,16 @@ export function turnStreamStoreContract(
       expect((await streams.read(sid(), 'turn-1')).entries).toEqual([]);
     });
 
+    it('ended() tells whether the turn has its end marker', async () => {
+      const streams = await setup();
+      const s = sid();
+      expect(await streams.ended(s, 't')).toBe(false);
+      await streams.append(s, 't', chunk(0));
+      expect(await streams.ended(s, 't')).toBe(false);
+      await streams.end(s, 't');
+      expect(await streams.ended(s, 't')).toBe(true);
+    });
+
     it('appendMany adds chunks in order after earlier ones, with increasing ids', async () => {
       const streams = await setup();
       const s = sid();

@@ -14,6 +14,7 @@ export async function reapInterruptedTurn(
   sessionId: string,
   turnId: string,
 ): Promise<boolean> {
+  if (await env.streams.ended(sessionId, turnId)) return false; // it did finish
   const reaper = `reap-${env.newId()}`;
   const lock = await env.sessions.acquireTurn(sessionId, reaper, 30_000);
   if (!lock.ok) return false;

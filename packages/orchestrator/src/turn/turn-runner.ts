@@ -119,6 +119,19 @@ function pricesMax(entries: readonly ModelEntry[]): ModelPrices {
   return { inputPerMTok, outputPerMTok };
 }
 
+/** Holds `amountUsd` against the session's, the user's day and the tenant's month budgets. */
+function reserveFor(env: TurnEnvironment, plan: TurnPlan, amountUsd: number) {
+  const { agent, principal, session } = plan;
+  return env.meter.reserve(
+    { tenant: principal.tenant, user: principal.user, sessionId: session.id },
+    {
+      ...(agent.limits.budgetUsd === undefined ? {} : { sessionUsd: agent.limits.budgetUsd }),
+      ...env.budgets,
+    },
+    amountUsd,
+  );
+}
+
 /** Replaces tool parts that share a toolCallId, appends the rest. */
 function mergeParts(
   base: readonly UiMessagePart[],
@@ -521,14 +534,7 @@ export async function runTurn(env: TurnEnvironment, plan: TurnPlan): Promise<Tur
     // Budget: reserve before the call, settle after (S29); fail closed (S23).
     let reservation: Reservation | undefined;
     try {
-      const reserved = await env.meter.reserve(
-        { tenant: principal.tenant, user: principal.user, sessionId: session.id },
-        {
-          ...(agent.limits.budgetUsd === undefined ? {} : { sessionUsd: agent.limits.budgetUsd }),
-          ...env.budgets,
-        },
-        reserveUsd,
-      );
+      const reserved = await reserveFor(env, plan, reserveUsd);
       if (!reserved.ok) {
         const error: ErrorBody = {
           code: 'BUDGET_EXCEEDED',
@@ -846,7 +852,6 @@ async function sideCall(
   usage: UsageSoFar,
   call: { alias: string; name: string; system: string; text: string; maxOutputTokens: number },
 ): Promise<{ text: string; spanId: string } | undefined> {
-  const { agent } = plan;
   const span = trace.startSpan('step', `${call.name} ${call.alias}`, {
     parentSpanId: parentSpan,
     attributes: {
@@ -865,12 +870,9 @@ async function sideCall(
     signal: plan.signal,
   };
   const entries = env.models.models[call.alias] ?? [];
-  const reserved = await env.meter.reserve(
-    { tenant: plan.principal.tenant, user: plan.principal.user, sessionId: plan.session.id },
-    {
-      ...(agent.limits.budgetUsd === undefined ? {} : { sessionUsd: agent.limits.budgetUsd }),
-      ...env.budgets,
-    },
+  const reserved = await reserveFor(
+    env,
+    plan,
     reservationFor(pricesMax(entries), env.estimateTokens(request), call.maxOutputTokens),
   );
   if (!reserved.ok) {
